@@ -1,0 +1,457 @@
+"""Private keys for public key authentication, and reading key files.
+
+Theory of operation
+-------------------
+Decryption and key parsing are `cryptography`'s job
+(``load_ssh_private_key`` for the OpenSSH format with its bcrypt KDF,
+``load_pem_private_key`` for PKCS#1, SEC1 and PKCS#8). This module adds what a
+user needs around them:
+
+* recognising the file format up front, so that errors are precise: a DSA key,
+  a public key or a PuTTY file is named as such, and an encrypted key without a
+  passphrase says "a passphrase is needed" rather than a library's TypeError;
+* reading the unencrypted parts of an OpenSSH key file (cipher name, key type,
+  and the comment when the key is not encrypted), which `cryptography` drops;
+* signing in the SSH formats (RFC 4253 §6.6, RFC 5656 §3.1.2, RFC 8332, RFC 8709).
+
+Verification and the table of signature algorithms live in
+:mod:`trissh._algorithms.hostkeys`; this module must agree with that table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeAlias, final
+
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from .._algorithms.hostkeys import (
+    HOST_KEY_ALGORITHMS,
+    PublicKey,
+    decode_public_key,
+    parse_openssh_public_key,
+    public_key_from_crypto,
+)
+from .._errors import KeyImportError
+from .._wire import DecodeError, Reader, mpint, string
+
+__all__ = [
+    "CryptoPrivateKey",
+    "PrivateKey",
+    "import_private_key",
+    "is_encrypted",
+    "load_private_key",
+    "load_public_key_file",
+]
+
+#: The `cryptography` private key classes trissh can sign with.
+CryptoPrivateKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+# Key files are a few kilobytes; refusing anything over this keeps a mistaken
+# path (a disk image, /dev/zero) from being read into memory.
+MAX_KEY_FILE_SIZE: Final = 1024 * 1024
+
+_OPENSSH_MAGIC: Final = b"openssh-key-v1\x00"
+_PEM_BEGIN: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PEM_PRIVATE_LABELS: Final = frozenset(
+    {b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+)
+_RSA_SHA2: Final = ("rsa-sha2-512", "rsa-sha2-256")
+
+
+@final
+class PrivateKey:
+    """A private key that can sign SSH authentication requests.
+
+    Wraps a `cryptography` Ed25519, ECDSA (P-256/384/521) or RSA (>= 1024 bits)
+    private key. Build one with :func:`load_private_key`,
+    :func:`import_private_key` or :meth:`from_crypto`.
+
+    Attributes:
+        public_key: the matching :class:`PublicKey`.
+        key_type: the public key blob type, e.g. ``"ssh-ed25519"``.
+        comment: the key's comment ("" when the file had none or it was encrypted).
+        crypto_key: the wrapped `cryptography` private key.
+    """
+
+    __slots__ = ("_comment", "_key", "_public_key")
+
+    def __init__(self, key: CryptoPrivateKey, comment: str = "") -> None:
+        if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise KeyImportError(f"unsupported key type {_type_label(key)}")
+        self._key = key
+        # Raises KeyImportError for an unsupported curve or a too-small RSA key.
+        self._public_key = public_key_from_crypto(key.public_key())
+        self._comment = comment
+
+    @classmethod
+    def from_crypto(cls, key: CryptoPrivateKey, comment: str = "") -> PrivateKey:
+        """Wrap a `cryptography` private key object.
+
+        Raises:
+            KeyImportError: for a key type, curve or size that SSH (or trissh) does not support.
+        """
+        return cls(key, comment)
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public_key
+
+    @property
+    def key_type(self) -> str:
+        return self._public_key.key_type
+
+    @property
+    def comment(self) -> str:
+        return self._comment
+
+    @property
+    def crypto_key(self) -> CryptoPrivateKey:
+        return self._key
+
+    def signature_algorithms(
+        self, server_sig_algs: Sequence[str] | None = None, *, allow_sha1: bool = False
+    ) -> list[str]:
+        """The signature algorithms to try with this key, best first.
+
+        Args:
+            server_sig_algs: the server's ``server-sig-algs`` extension (RFC 8308
+                §3.1), or None if it sent none. Only RSA keys have a choice to filter.
+            allow_sha1: also offer ``ssh-rsa`` (RSA with SHA-1) for RSA keys, last.
+
+        Returns:
+            Ed25519 and ECDSA keys: their one algorithm. RSA keys: ``rsa-sha2-512``
+            and ``rsa-sha2-256`` (RFC 8332) in that order, keeping those the server
+            lists; if it lists neither the list is advisory only, so both are
+            still offered.
+        """
+        if self.key_type != "ssh-rsa":
+            return [self.key_type]
+        if server_sig_algs is None:
+            algorithms = list(_RSA_SHA2)
+        else:
+            algorithms = [alg for alg in _RSA_SHA2 if alg in server_sig_algs] or list(_RSA_SHA2)
+        if allow_sha1:
+            algorithms.append("ssh-rsa")
+        return algorithms
+
+    def sign(self, data: bytes, algorithm: str) -> bytes:
+        """Sign ``data``; returns the SSH signature blob ``string algorithm || string signature``.
+
+        Raises:
+            ValueError: if ``algorithm`` is unknown or does not fit this key's type.
+        """
+        row = HOST_KEY_ALGORITHMS.get(algorithm)
+        if row is None or row.key_type != self.key_type:
+            raise ValueError(f"signature algorithm {algorithm!r} cannot be used with a {self.key_type} key")
+        key = self._key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            signature = key.sign(data)
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            assert row.hash is not None
+            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(row.hash())))
+            # RFC 5656 §3.1.2: SSH carries (r, s) as two mpints, not DER.
+            signature = mpint(r) + mpint(s)
+        else:
+            assert row.hash is not None
+            signature = key.sign(data, padding.PKCS1v15(), row.hash())
+        return string(algorithm) + string(signature)
+
+    def __repr__(self) -> str:
+        # Never show key material; the fingerprint identifies the key.
+        comment = f" {self._comment!r}" if self._comment else ""
+        return f"<PrivateKey {self.key_type} {self._public_key.fingerprint}{comment}>"
+
+
+# --- format detection ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenSSHInfo:
+    """What an OpenSSH private key file says before decryption (PROTOCOL.key)."""
+
+    cipher: str
+    key_type: str
+    public_blob: bytes
+    private_section: bytes
+
+
+def _pem_label(data: bytes) -> bytes | None:
+    match = _PEM_BEGIN.search(data)
+    return match.group(1) if match else None
+
+
+def _openssh_info(data: bytes, where: str) -> _OpenSSHInfo:
+    """Decode the armor and clear-text header of an OpenSSH private key file."""
+    begin = data.find(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    end = data.find(b"-----END OPENSSH PRIVATE KEY-----", begin)
+    if end < 0:
+        raise KeyImportError(f"{where}: OpenSSH private key has no END line")
+    body = data[begin + len(b"-----BEGIN OPENSSH PRIVATE KEY-----") : end]
+    try:
+        raw = base64.b64decode(b"".join(body.split()), validate=True)
+    except binascii.Error:
+        raise KeyImportError(f"{where}: OpenSSH private key has invalid base64") from None
+    if not raw.startswith(_OPENSSH_MAGIC):
+        raise KeyImportError(f"{where}: not an openssh-key-v1 private key")
+    try:
+        reader = Reader(raw[len(_OPENSSH_MAGIC) :], "OpenSSH private key")
+        cipher = reader.ascii()
+        reader.ascii()  # kdf name
+        reader.string()  # kdf options
+        count = reader.uint32()
+        if count != 1:
+            raise KeyImportError(f"{where}: holds {count} keys; only files with one key are supported")
+        public_blob = reader.string()
+        private_section = reader.string()
+        # No check_end(): AEAD ciphers (aes256-gcm, chacha20-poly1305) append
+        # their tag after the private section; `cryptography` checks the rest.
+        key_type = Reader(public_blob, "public key").ascii()
+    except DecodeError as exc:
+        raise KeyImportError(f"{where}: malformed OpenSSH private key: {exc}") from None
+    return _OpenSSHInfo(cipher, key_type, public_blob, private_section)
+
+
+def _openssh_comment(info: _OpenSSHInfo) -> str:
+    """The comment of an unencrypted OpenSSH key, or "" if it cannot be found.
+
+    `cryptography` validates the key itself; this only walks past the private
+    fields to the comment, so any surprise just means "no comment".
+    """
+    if info.cipher != "none":
+        return ""
+    try:
+        reader = Reader(info.private_section, "OpenSSH private section")
+        reader.uint32()  # check integers
+        reader.uint32()
+        key_type = reader.ascii()
+        field_kinds = {
+            "ssh-ed25519": "ss",
+            "ssh-rsa": "mmmmmm",
+        }.get(key_type, "ssm" if key_type.startswith("ecdsa-sha2-") else None)
+        if field_kinds is None:
+            return ""
+        for kind in field_kinds:
+            if kind == "s":
+                reader.string()
+            else:
+                reader.mpint()
+        return reader.text()
+    except DecodeError:
+        return ""
+
+
+def is_encrypted(data: bytes) -> bool:
+    """Whether private key file contents are passphrase-protected.
+
+    For callers that prompt for a passphrase only when one is needed. Returns
+    False for unencrypted keys and for data that is not a recognised private key
+    (which :func:`import_private_key` then reports precisely).
+    """
+    label = _pem_label(data)
+    if label == b"OPENSSH PRIVATE KEY":
+        try:
+            return _openssh_info(data, "key").cipher != "none"
+        except KeyImportError:
+            return False
+    if label == b"ENCRYPTED PRIVATE KEY":
+        return True
+    return label in _PEM_PRIVATE_LABELS and b"Proc-Type: 4,ENCRYPTED" in data
+
+
+def _type_label(key: object) -> str:
+    if isinstance(key, dsa.DSAPrivateKey):
+        return "dsa"
+    return type(key).__name__
+
+
+def _not_private_key(data: bytes, where: str) -> KeyImportError:
+    """The most helpful error for data that is not a private key we read."""
+    head = data.lstrip()[:64]
+    if head.startswith(b"PuTTY-User-Key-File-"):
+        hint = "PuTTY .ppk keys are not supported (convert with puttygen -O private-openssh)"
+    elif head.startswith((b"ssh-", b"ecdsa-", b"sk-", b"---- BEGIN SSH2 PUBLIC KEY")) or (
+        _pem_label(data) or b""
+    ).endswith(b"PUBLIC KEY"):
+        hint = "it is a public key, not a private key file"
+    else:
+        hint = "not a private key file"
+    return KeyImportError(f"{where}: {hint}")
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+def import_private_key(
+    data: bytes, passphrase: str | bytes | None = None, *, name: str | None = None
+) -> PrivateKey:
+    """Read a private key from the contents of a key file.
+
+    Accepts the OpenSSH format (``-----BEGIN OPENSSH PRIVATE KEY-----``, plain or
+    encrypted with bcrypt-kdf and an AES cipher) and PEM: PKCS#1 RSA, SEC1 EC,
+    PKCS#8, plain or encrypted. The key must be Ed25519, ECDSA P-256/384/521 or
+    RSA of at least 1024 bits.
+
+    Args:
+        data: the file contents.
+        passphrase: needed only for an encrypted key; ignored otherwise. ``str``
+            is encoded as UTF-8.
+        name: how errors should name the key, e.g. ``"key file ~/.ssh/id_rsa"``.
+
+    Raises:
+        KeyImportError: the key is encrypted and no passphrase was given, the
+            passphrase is wrong, the key type or cipher is unsupported, or the
+            data is not a private key; the message says which.
+    """
+    where = name or "key"
+    password = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    label = _pem_label(data)
+    if label == b"OPENSSH PRIVATE KEY":
+        return _import_openssh(data, password, where)
+    if label == b"DSA PRIVATE KEY":
+        raise KeyImportError(f"{where}: unsupported key type dsa")
+    if label in _PEM_PRIVATE_LABELS:
+        return _import_pem(data, password, where)
+    raise _not_private_key(data, where)
+
+
+def _import_openssh(data: bytes, password: bytes | None, where: str) -> PrivateKey:
+    info = _openssh_info(data, where)
+    # Check the clear-text public key first: an unsupported type gets named
+    # before any passphrase is asked for or any KDF time is spent.
+    if info.key_type == "ssh-dss":
+        raise KeyImportError(f"{where}: unsupported key type dsa (ssh-dss)")
+    try:
+        decode_public_key(info.public_blob)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
+    encrypted = info.cipher != "none"
+    if encrypted and password is None:
+        raise KeyImportError(f"{where} is encrypted: a passphrase is needed")
+    try:
+        key = serialization.load_ssh_private_key(data, password if encrypted else None)
+    except UnsupportedAlgorithm as exc:
+        raise KeyImportError(f"{where}: {exc} (cipher {info.cipher})") from None
+    except InvalidTag:  # aes256-gcm: a wrong passphrase fails authentication
+        raise KeyImportError(f"wrong passphrase for {where}") from None
+    except ValueError as exc:
+        # After decrypting, `cryptography` compares two check integers; a wrong
+        # passphrase shows up there as "broken checksum".
+        if encrypted and "checksum" in str(exc):
+            raise KeyImportError(f"wrong passphrase for {where}") from None
+        raise KeyImportError(f"{where}: malformed OpenSSH private key: {exc}") from None
+    return _wrap(key, _openssh_comment(info), where)
+
+
+def _import_pem(data: bytes, password: bytes | None, where: str) -> PrivateKey:
+    encrypted = is_encrypted(data)
+    if encrypted and password is None:
+        raise KeyImportError(f"{where} is encrypted: a passphrase is needed")
+    try:
+        key = serialization.load_pem_private_key(data, password if encrypted else None)
+    except UnsupportedAlgorithm as exc:
+        raise KeyImportError(f"{where}: unsupported key or encryption: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        if encrypted and "password" in str(exc).lower():
+            raise KeyImportError(f"wrong passphrase for {where}") from None
+        raise KeyImportError(f"{where}: malformed PEM private key: {exc}") from None
+    return _wrap(key, "", where)
+
+
+def _wrap(key: object, comment: str, where: str) -> PrivateKey:
+    if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise KeyImportError(f"{where}: unsupported key type {_type_label(key)}")
+    try:
+        return PrivateKey(key, comment)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _read_key_file(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_KEY_FILE_SIZE + 1)
+    except FileNotFoundError as exc:
+        raise KeyImportError(f"{what} {os.fspath(path)} not found") from exc
+    except OSError as exc:
+        raise KeyImportError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise KeyImportError(f"{what} {os.fspath(path)} is larger than {MAX_KEY_FILE_SIZE} bytes")
+    return data
+
+
+def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> PrivateKey:
+    """Read a private key file (formats as :func:`import_private_key`).
+
+    An encrypted OpenSSH key hides its comment; then the comment of a matching
+    ``<path>.pub`` file is used, when there is one.
+
+    Raises:
+        KeyImportError: as :func:`import_private_key`, and when the file cannot
+            be read (wrapping the OSError, naming the path).
+    """
+    data = _read_key_file(path, "key file")
+    key = import_private_key(data, passphrase, name=f"key file {os.fspath(path)}")
+    if not key.comment:
+        comment = _pub_file_comment(Path(os.fspath(path) + ".pub"), key.public_key)
+        if comment:
+            key = PrivateKey(key.crypto_key, comment)
+    return key
+
+
+def _pub_file_comment(pub_path: Path, public_key: PublicKey) -> str:
+    try:
+        line = pub_path.read_bytes()[:MAX_KEY_FILE_SIZE].decode("utf-8", "replace").strip()
+        fields = line.split(maxsplit=2)
+        if len(fields) == 3 and parse_openssh_public_key(line) == public_key:
+            return fields[2]
+    except (OSError, KeyImportError):
+        pass  # the .pub file is optional and only decorative here
+    return ""
+
+
+def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
+    """Read a public key file: an OpenSSH ``.pub`` line, or a PEM ``PUBLIC KEY``.
+
+    Blank lines and ``#`` comments before the key are skipped.
+
+    Raises:
+        KeyImportError: the file cannot be read or holds no valid public key.
+    """
+    data = _read_key_file(path, "public key file")
+    where = f"public key file {os.fspath(path)}"
+    if _pem_label(data) == b"PUBLIC KEY":
+        try:
+            crypto_key = serialization.load_pem_public_key(data)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise KeyImportError(f"{where}: malformed PEM public key: {exc}") from None
+        if not isinstance(
+            crypto_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+        ):
+            raise KeyImportError(f"{where}: unsupported key type {type(crypto_key).__name__}")
+        return public_key_from_crypto(crypto_key)
+    for line in data.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(b"#"):
+            continue
+        if (stripped.startswith(b"-----BEGIN") and b"PRIVATE" in stripped) or stripped.startswith(
+            b"PuTTY-User-Key-File-"
+        ):
+            raise KeyImportError(f"{where}: not a public key file (it looks like a private key)")
+        try:
+            return parse_openssh_public_key(stripped)
+        except KeyImportError as exc:
+            raise KeyImportError(f"{where}: {exc}") from None
+    raise KeyImportError(f"{where}: no public key found")
