@@ -1,0 +1,454 @@
+"""Packet protection: the ciphers and MACs of the binary packet protocol.
+
+Theory of operation
+-------------------
+Each direction of a connection has one *sealer* (outgoing) or *opener*
+(incoming) built from the negotiated cipher, MAC and derived keys. The packet
+layer (``trissh._transport.packets``) only knows this narrow interface:
+
+* ``Sealer.seal(seq, payload) -> bytes``: the whole wire form of one packet:
+  length, padding length, payload, random padding, and the MAC or tag.
+* ``Opener.header_size``: how many bytes are needed to learn the length;
+  ``Opener.packet_size(seq, header)``: the total wire size of the packet whose
+  first bytes are ``header`` (validated, so an absurd length is refused before
+  anything is allocated for it); ``Opener.open(seq, packet) -> bytes``: the
+  payload, after the MAC or tag has been checked.
+
+Three families cover what OpenSSH speaks:
+
+* ``chacha20-poly1305@openssh.com`` (OpenSSH PROTOCOL.chacha20poly1305): the
+  length is encrypted with its own ChaCha20 key, the body with another, and a
+  Poly1305 tag covers both;
+* AES-GCM (RFC 5647 as OpenSSH implements it): the length travels in clear as
+  associated data, the nonce is a 4-byte fixed part and an 8-byte counter;
+* AES-CTR with an HMAC (RFC 4344, RFC 6668), either MAC-then-encrypt over the
+  plaintext, or ``-etm@openssh.com`` with the length in clear and the MAC over
+  the ciphertext.
+
+Adding a cipher or a MAC is one class (when a new family is needed) and one row
+in ``CIPHERS`` or ``MACS``. All primitives come from ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+from .._errors import DisconnectReason, ProtocolError
+
+__all__ = [
+    "CIPHERS",
+    "DEFAULT_CIPHERS",
+    "DEFAULT_MACS",
+    "MACS",
+    "MAX_PACKET_LENGTH",
+    "CipherSpec",
+    "MacSpec",
+    "Opener",
+    "Sealer",
+    "make_opener",
+    "make_sealer",
+    "plain_opener",
+    "plain_sealer",
+]
+
+# RFC 4253 §6.1 asks implementations to handle 35000-byte packets and allows
+# more. OpenSSH itself refuses anything over 256 KiB; so do we, before
+# allocating: a hostile length field must not make us reserve gigabytes.
+MAX_PACKET_LENGTH: Final = 256 * 1024
+
+_U32: Final = struct.Struct(">I")
+_U32_U8: Final = struct.Struct(">IB")
+_U64: Final = struct.Struct(">Q")
+_ZERO_BLOCK: Final = bytes(64)
+
+
+class PacketError(ProtocolError):
+    """A packet failed its integrity check or had an impossible shape."""
+
+    def __init__(self, message: str, reason: DisconnectReason = DisconnectReason.PROTOCOL_ERROR) -> None:
+        super().__init__(message, reason)
+
+
+def _padding_length(body: int, block: int) -> int:
+    """Random padding so ``body + padding`` is a multiple of ``block`` (min 4, RFC 4253 §6)."""
+    pad = block - (body % block)
+    if pad < 4:
+        pad += block
+    return pad
+
+
+def _check_length(length: int, block: int, extra: int) -> None:
+    """Validate a packet_length field; ``extra`` is 4 when the length is inside the padded region."""
+    if length > MAX_PACKET_LENGTH:
+        raise PacketError(f"packet length {length} exceeds the maximum of {MAX_PACKET_LENGTH}")
+    if length < 5 or (length + extra) % block:
+        raise PacketError(f"packet length {length} is not a valid multiple of the block size {block}")
+
+
+def _payload(plain: bytes | memoryview, length: int) -> bytes:
+    """Strip padding_length byte and padding from ``padding_length || payload || padding``."""
+    pad = plain[0]
+    if pad < 4 or pad > length - 1:
+        raise PacketError(f"invalid padding length {pad} in a packet of length {length}")
+    return bytes(plain[1 : length - pad])
+
+
+class Sealer(ABC):
+    """Protects outgoing packets for one direction."""
+
+    #: Bytes of MAC or tag appended to each packet.
+    mac_size: int = 0
+
+    @abstractmethod
+    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+        """The whole wire packet for ``payload`` sent with sequence number ``seq``."""
+
+
+class Opener(ABC):
+    """Checks and decrypts incoming packets for one direction."""
+
+    #: Bytes needed before :meth:`packet_size` can tell the packet's size.
+    header_size: int = 4
+
+    @abstractmethod
+    def packet_size(self, seq: int, header: memoryview) -> int:
+        """The packet's total size on the wire, MAC included. Raises PacketError."""
+
+    @abstractmethod
+    def open(self, seq: int, packet: memoryview) -> bytes:
+        """The payload of the complete wire ``packet``. Raises PacketError."""
+
+
+# --- no protection (before the first NEWKEYS) --------------------------------
+
+
+class _PlainSealer(Sealer):
+    def __init__(self, random: Callable[[int], bytes]) -> None:
+        self._random = random
+
+    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+        pad = _padding_length(5 + len(payload), 8)
+        return _U32_U8.pack(1 + len(payload) + pad, pad) + bytes(payload) + self._random(pad)
+
+
+class _PlainOpener(Opener):
+    header_size = 4
+
+    def packet_size(self, seq: int, header: memoryview) -> int:
+        length: int = _U32.unpack(header[:4])[0]
+        _check_length(length, 8, 4)
+        return 4 + length
+
+    def open(self, seq: int, packet: memoryview) -> bytes:
+        return _payload(packet[4:], len(packet) - 4)
+
+
+def plain_sealer(random: Callable[[int], bytes] = os.urandom) -> Sealer:
+    return _PlainSealer(random)
+
+
+def plain_opener() -> Opener:
+    return _PlainOpener()
+
+
+# --- chacha20-poly1305@openssh.com ---------------------------------------------
+
+
+def _chacha(key: bytes, seq: int) -> Cipher[None]:
+    # cryptography takes a 16-byte IV: a 64-bit little-endian block counter
+    # (starting at 0) followed by OpenSSH's 64-bit nonce, the sequence number.
+    return Cipher(algorithms.ChaCha20(key, b"\x00" * 8 + _U64.pack(seq)), mode=None)
+
+
+class _ChaChaSealer(Sealer):
+    mac_size = 16
+
+    def __init__(self, key: bytes, random: Callable[[int], bytes]) -> None:
+        self._main_key = key[:32]  # K_2: payload and Poly1305 key
+        self._header_key = key[32:64]  # K_1: the length field only
+        self._random = random
+
+    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+        pad = _padding_length(1 + len(payload), 8)
+        length = 1 + len(payload) + pad
+        enc_length = _chacha(self._header_key, seq).encryptor().update(_U32.pack(length))
+        stream = _chacha(self._main_key, seq).encryptor()
+        poly_key = stream.update(_ZERO_BLOCK)[:32]  # block 0 keys Poly1305; the body starts at block 1
+        body = stream.update(bytes((pad,)) + bytes(payload) + self._random(pad))
+        data = enc_length + body
+        return data + Poly1305.generate_tag(poly_key, data)
+
+
+class _ChaChaOpener(Opener):
+    header_size = 4
+
+    def __init__(self, key: bytes) -> None:
+        self._main_key = key[:32]
+        self._header_key = key[32:64]
+
+    def packet_size(self, seq: int, header: memoryview) -> int:
+        plain = _chacha(self._header_key, seq).decryptor().update(header[:4])
+        length: int = _U32.unpack(plain)[0]
+        _check_length(length, 8, 0)
+        return 4 + length + 16
+
+    def open(self, seq: int, packet: memoryview) -> bytes:
+        stream = _chacha(self._main_key, seq).decryptor()
+        poly_key = stream.update(_ZERO_BLOCK)[:32]
+        try:
+            Poly1305.verify_tag(poly_key, packet[:-16], bytes(packet[-16:]))
+        except InvalidSignature:
+            raise PacketError(
+                f"packet {seq}: chacha20-poly1305 tag check failed (corrupted or tampered)",
+                DisconnectReason.MAC_ERROR,
+            ) from None
+        return _payload(stream.update(packet[4:-16]), len(packet) - 20)
+
+
+# --- AES-GCM (aes128-gcm@openssh.com, aes256-gcm@openssh.com) -----------------
+
+
+class _GcmNonce:
+    """4-byte fixed field + 8-byte invocation counter, incremented per packet (RFC 5647 §7.1)."""
+
+    __slots__ = ("_counter", "_fixed")
+
+    def __init__(self, iv: bytes) -> None:
+        self._fixed = iv[:4]
+        self._counter = int.from_bytes(iv[4:12], "big")
+
+    def next(self) -> bytes:
+        nonce = self._fixed + _U64.pack(self._counter)
+        self._counter = (self._counter + 1) & 0xFFFFFFFFFFFFFFFF
+        return nonce
+
+
+class _GcmSealer(Sealer):
+    mac_size = 16
+
+    def __init__(self, key: bytes, iv: bytes, random: Callable[[int], bytes]) -> None:
+        self._aead = AESGCM(key)
+        self._nonce = _GcmNonce(iv)
+        self._random = random
+
+    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+        pad = _padding_length(1 + len(payload), 16)
+        length = _U32.pack(1 + len(payload) + pad)
+        body = bytes((pad,)) + bytes(payload) + self._random(pad)
+        return length + self._aead.encrypt(self._nonce.next(), body, length)
+
+
+class _GcmOpener(Opener):
+    header_size = 4
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._aead = AESGCM(key)
+        self._nonce = _GcmNonce(iv)
+
+    def packet_size(self, seq: int, header: memoryview) -> int:
+        length: int = _U32.unpack(header[:4])[0]
+        _check_length(length, 16, 0)
+        return 4 + length + 16
+
+    def open(self, seq: int, packet: memoryview) -> bytes:
+        try:
+            plain = self._aead.decrypt(self._nonce.next(), packet[4:], packet[:4])
+        except InvalidTag:
+            raise PacketError(
+                f"packet {seq}: AES-GCM tag check failed (corrupted or tampered)", DisconnectReason.MAC_ERROR
+            ) from None
+        return _payload(plain, len(packet) - 20)
+
+
+# --- AES-CTR with an HMAC, MAC-then-encrypt or encrypt-then-MAC ---------------
+
+
+class _Mac:
+    """A keyed HMAC; ``copy()`` of a keyed context saves re-keying per packet."""
+
+    __slots__ = ("_template", "size")
+
+    def __init__(self, key: bytes, algorithm: hashes.HashAlgorithm, size: int) -> None:
+        self._template = hmac.HMAC(key, algorithm)
+        self.size = size
+
+    def compute(self, seq: int, *parts: bytes | memoryview) -> bytes:
+        mac = self._template.copy()
+        mac.update(_U32.pack(seq & 0xFFFFFFFF))
+        for part in parts:
+            mac.update(part)
+        return mac.finalize()[: self.size]
+
+    def check(self, seq: int, tag: bytes | memoryview, *parts: bytes | memoryview) -> None:
+        mac = self._template.copy()
+        mac.update(_U32.pack(seq & 0xFFFFFFFF))
+        for part in parts:
+            mac.update(part)
+        try:
+            mac.verify(bytes(tag))
+        except InvalidSignature:
+            raise PacketError(
+                f"packet {seq}: MAC check failed (corrupted or tampered)", DisconnectReason.MAC_ERROR
+            ) from None
+
+
+class _CtrSealer(Sealer):
+    def __init__(self, key: bytes, iv: bytes, mac: _Mac, etm: bool, random: Callable[[int], bytes]) -> None:
+        self._encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+        self._mac = mac
+        self._etm = etm
+        self.mac_size = mac.size
+        self._random = random
+
+    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+        if self._etm:
+            pad = _padding_length(1 + len(payload), 16)
+            length = _U32.pack(1 + len(payload) + pad)
+            body = self._encryptor.update(bytes((pad,)) + bytes(payload) + self._random(pad))
+            return length + body + self._mac.compute(seq, length, body)
+        pad = _padding_length(5 + len(payload), 16)
+        plain = _U32_U8.pack(1 + len(payload) + pad, pad) + bytes(payload) + self._random(pad)
+        return self._encryptor.update(plain) + self._mac.compute(seq, plain)
+
+
+class _CtrOpener(Opener):
+    def __init__(self, key: bytes, iv: bytes, mac: _Mac, etm: bool) -> None:
+        self._decryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).decryptor()
+        self._mac = mac
+        self._etm = etm
+        # Without EtM the length is encrypted: we must decrypt a whole first
+        # block to read it, and keep that block for open().
+        self.header_size = 4 if etm else 16
+        self._first_block = b""
+
+    def packet_size(self, seq: int, header: memoryview) -> int:
+        if self._etm:
+            length: int = _U32.unpack(header[:4])[0]
+            _check_length(length, 16, 0)
+        else:
+            self._first_block = self._decryptor.update(header[:16])
+            length = _U32.unpack(self._first_block[:4])[0]
+            _check_length(length, 16, 4)
+        return 4 + length + self._mac.size
+
+    def open(self, seq: int, packet: memoryview) -> bytes:
+        size = self._mac.size
+        length = len(packet) - 4 - size
+        if self._etm:
+            self._mac.check(seq, packet[-size:], packet[:-size])
+            plain = self._decryptor.update(packet[4:-size])
+            return _payload(plain, length)
+        plain = self._first_block + self._decryptor.update(packet[16:-size])
+        self._mac.check(seq, packet[-size:], plain)
+        return _payload(memoryview(plain)[4:], length)
+
+
+# --- the registries -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CipherSpec:
+    """One row of the cipher table.
+
+    Fields: name; key_size and iv_size (bytes of key material to derive);
+    family ("chacha", "gcm" or "ctr"); aead (True when it needs no MAC);
+    legacy (offered only when the caller names it).
+    """
+
+    name: str
+    key_size: int
+    iv_size: int
+    family: str
+    aead: bool
+    legacy: bool = False
+
+
+@dataclass(frozen=True)
+class MacSpec:
+    """One row of the MAC table: name, hash, key_size, tag size, encrypt-then-MAC, legacy."""
+
+    name: str
+    hash: type[hashes.HashAlgorithm]
+    key_size: int
+    size: int
+    etm: bool
+    legacy: bool = False
+
+
+CIPHERS: Final[dict[str, CipherSpec]] = {
+    spec.name: spec
+    for spec in (
+        CipherSpec("chacha20-poly1305@openssh.com", 64, 0, "chacha", aead=True),
+        CipherSpec("aes128-gcm@openssh.com", 16, 12, "gcm", aead=True),
+        CipherSpec("aes256-gcm@openssh.com", 32, 12, "gcm", aead=True),
+        CipherSpec("aes128-ctr", 16, 16, "ctr", aead=False),
+        CipherSpec("aes192-ctr", 24, 16, "ctr", aead=False),
+        CipherSpec("aes256-ctr", 32, 16, "ctr", aead=False),
+    )
+}
+
+MACS: Final[dict[str, MacSpec]] = {
+    spec.name: spec
+    for spec in (
+        MacSpec("hmac-sha2-256-etm@openssh.com", hashes.SHA256, 32, 32, etm=True),
+        MacSpec("hmac-sha2-512-etm@openssh.com", hashes.SHA512, 64, 64, etm=True),
+        MacSpec("hmac-sha2-256", hashes.SHA256, 32, 32, etm=False),
+        MacSpec("hmac-sha2-512", hashes.SHA512, 64, 64, etm=False),
+    )
+}
+
+# OpenSSH's client order.
+DEFAULT_CIPHERS: Final = [
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+]
+DEFAULT_MACS: Final = [
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+]
+
+
+def make_sealer(
+    cipher: CipherSpec,
+    mac: MacSpec | None,
+    key: bytes,
+    iv: bytes,
+    mac_key: bytes,
+    random: Callable[[int], bytes] = os.urandom,
+) -> Sealer:
+    """The sealer for one direction, from the negotiated specs and derived keys."""
+    if cipher.family == "chacha":
+        return _ChaChaSealer(key, random)
+    if cipher.family == "gcm":
+        return _GcmSealer(key, iv, random)
+    if mac is None:
+        raise ValueError(f"{cipher.name} needs a MAC")
+    return _CtrSealer(key, iv, _Mac(mac_key, mac.hash(), mac.size), mac.etm, random)
+
+
+def make_opener(cipher: CipherSpec, mac: MacSpec | None, key: bytes, iv: bytes, mac_key: bytes) -> Opener:
+    """The opener for one direction, from the negotiated specs and derived keys."""
+    if cipher.family == "chacha":
+        return _ChaChaOpener(key)
+    if cipher.family == "gcm":
+        return _GcmOpener(key, iv)
+    if mac is None:
+        raise ValueError(f"{cipher.name} needs a MAC")
+    return _CtrOpener(key, iv, _Mac(mac_key, mac.hash(), mac.size), mac.etm)

@@ -1,0 +1,417 @@
+"""The Trio side of the transport: a reader task and a writer task around TransportState.
+
+Theory of operation
+-------------------
+One :class:`SSHClientTransport` per connection. It owns the socket stream and
+the sans-IO :class:`~trissh._transport.state.TransportState`, and runs two tasks
+in the connection's nursery:
+
+* the **reader** reads from the socket only when the state needs bytes, and
+  handles each event: it awaits the host-key hook, marks the connection secure,
+  and hands service packets up, to :meth:`receive_packet` callers until a
+  service installs a packet handler (the connection layer does, after auth);
+* the **writer** is the only task that writes to the socket. Service packets
+  reach it, in order, through a memory channel; while a key exchange forbids
+  sending them (``state.can_send`` is False) they simply stay in the channel,
+  and are sealed and sent after NEWKEYS. Key-exchange packets that the reader
+  produces are sealed into the state's output at once, and the writer is woken
+  to flush them, so a rekey never waits behind queued data.
+
+Senders are back-pressured by the bytes waiting in the channel
+(:data:`QUEUE_HIGH_WATER`). Packets the reader itself must send in reply
+(window adjusts, request failures) never wait: a task that waits on the queue
+while a rekey holds it would stop the very reads that finish the rekey.
+
+Failure: any error in either task (a protocol violation, a broken socket, the
+server's DISCONNECT) is recorded once as :attr:`error`, a DISCONNECT is sent
+when we are the one ending the connection, and every waiter is woken to raise
+it. The tasks themselves never raise into the nursery, so no ExceptionGroup of
+ours reaches the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+
+from . import _messages as msg
+from ._algorithms.hostkeys import PublicKey
+from ._errors import (
+    ConnectionLost,
+    DisconnectError,
+    DisconnectReason,
+    HostKeyNotVerifiable,
+    ProtocolError,
+    SSHError,
+)
+from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
+from ._transport.negotiate import Negotiated
+from ._transport.state import TransportState
+from ._wire import Reader, byte, string
+
+__all__ = ["QUEUE_HIGH_WATER", "SSHClientTransport"]
+
+log = logging.getLogger("trissh.driver")
+
+#: Service packets waiting for the writer, in bytes, beyond which senders wait.
+#: A few channel windows' worth: enough to keep the socket busy, small enough
+#: that a stalled server cannot make us buffer without bound.
+QUEUE_HIGH_WATER: Final = 4 * 1024 * 1024
+#: Read size: large reads mean fewer trips through the event loop on bulk data.
+RECEIVE_SIZE: Final = 256 * 1024
+#: Packets the reader may queue in reply (window adjusts, request failures)
+#: before we decide the server is flooding us with requests it never reads.
+MAX_REPLY_BACKLOG: Final = 16384
+#: How long a closing connection waits to flush queued packets and its DISCONNECT.
+CLOSE_FLUSH_TIMEOUT: Final = 5.0
+
+PacketHandler = Callable[[int, bytes], None]
+CloseCallback = Callable[[SSHError], None]
+
+
+class SSHClientTransport:
+    """The client transport over one Trio stream, with Conch-style awaitable hooks.
+
+    Subclass and override :meth:`verify_host_key` and :meth:`connection_secure`,
+    or pass ``host_key_verifier``. Start it with :meth:`start` in a nursery that
+    lives as long as the connection.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        state: TransportState,
+        *,
+        host: str = "",
+        port: int = 22,
+        host_key_verifier: Callable[[PublicKey], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.state = state
+        self.host = host
+        self.port = port
+        self._host_key_verifier = host_key_verifier
+        self.error: SSHError | None = None
+        self._queue_send, self._queue_receive = trio.open_memory_channel[bytes](math.inf)
+        self._queued_bytes = 0
+        self._queue_space = trio.lowlevel.ParkingLot()
+        self._reply_backlog = 0
+        self._wake_writer = trio.Event()
+        self._secure = trio.Event()
+        self._closed = trio.Event()
+        self._kex_done = trio.Event()
+        self._incoming_send, self._incoming_receive = trio.open_memory_channel[bytes](64)
+        self._packet_handler: PacketHandler | None = None
+        self._close_callbacks: list[CloseCallback] = []
+        self._cancel_scope = trio.CancelScope()
+        self._tasks_done = trio.Event()
+        self._writer_idle = trio.Event()
+        self.authenticated = False
+
+    # --- hooks (override, or pass host_key_verifier) ------------------------------
+
+    async def verify_host_key(self, host_key: PublicKey, fingerprint: str) -> bool:
+        """Decide whether ``host_key`` is the right key for this server.
+
+        The default asks the ``host_key_verifier`` given at construction, and
+        refuses every key when there is none: trust is never implicit.
+        """
+        if self._host_key_verifier is None:
+            return False
+        return await self._host_key_verifier(host_key)
+
+    async def connection_secure(self) -> None:
+        """Called once the first key exchange is complete; the default does nothing."""
+
+    # --- what was agreed ---------------------------------------------------------------
+
+    @property
+    def negotiated(self) -> Negotiated | None:
+        return self.state.negotiated
+
+    @property
+    def session_id(self) -> bytes | None:
+        return self.state.session_id
+
+    @property
+    def server_version(self) -> str | None:
+        return self.state.server_version
+
+    @property
+    def host_key(self) -> PublicKey | None:
+        return self.state.server_host_key
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Send our version and KEXINIT and start the reader and writer tasks."""
+        self.state.start()
+        nursery.start_soon(self._run)
+
+    async def _run(self) -> None:
+        with self._cancel_scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guard, self._reader_loop)
+                    nursery.start_soon(self._guard, self._writer_loop)
+            finally:
+                self._tasks_done.set()
+
+    async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run one task loop, turning anything it raises into the connection's error."""
+        try:
+            await loop()
+        except SSHError as exc:
+            await self._fail(exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            if self.error is None:
+                await self._fail(ConnectionLost(f"connection to {self._where} lost: {exc}"))
+        except Exception as exc:  # a bug of ours must still end the connection cleanly
+            log.exception("internal error in the SSH transport")
+            error = SSHError(f"internal error in the SSH transport: {exc!r}")
+            error.__cause__ = exc
+            await self._fail(error)
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}" if self.host else "the server"
+
+    async def wait_secure(self) -> None:
+        """Wait until the first key exchange is done and the host key accepted."""
+        if not self._secure.is_set():
+            await self._wait_or_fail(self._secure)
+        else:
+            await trio.lowlevel.checkpoint()
+        self._raise_if_failed()
+
+    async def _wait_or_fail(self, event: trio.Event) -> None:
+        async with trio.open_nursery() as nursery:
+
+            async def wait_closed() -> None:
+                await self._closed.wait()
+                nursery.cancel_scope.cancel()
+
+            async def wait_event() -> None:
+                await event.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(wait_closed)
+            nursery.start_soon(wait_event)
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.is_set()
+
+    def add_close_callback(self, callback: CloseCallback) -> None:
+        """Call ``callback(error)`` once when the connection ends, whatever ends it."""
+        self._close_callbacks.append(callback)
+
+    async def _fail(self, error: SSHError) -> None:
+        """End the connection with ``error``: tell the server when it is our decision."""
+        if self.error is not None:
+            return
+        self.error = error
+        reason: int | None = None
+        if isinstance(error, ProtocolError):
+            reason = error.reason
+        elif isinstance(error, HostKeyNotVerifiable):
+            reason = DisconnectReason.HOST_KEY_NOT_VERIFIABLE
+        elif isinstance(error, DisconnectError) and error.local:
+            reason = error.code
+        if reason is not None and not isinstance(error, ConnectionLost):
+            log.debug("disconnecting: %s", error)
+            self.state.send_disconnect(reason, str(error)[:200])
+            with trio.move_on_after(1.0) as scope:
+                scope.shield = True
+                try:
+                    data = self.state.data_to_send()
+                    if data:
+                        await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
+                    pass
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        self._closed.set()
+        self._queue_space.unpark_all()
+        self._wake_writer.set()
+        self._incoming_send.close()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        assert self.error is not None
+        for callback in callbacks:
+            try:
+                callback(self.error)
+            except Exception:
+                log.exception("error in a close callback")
+        self._cancel_scope.cancel()
+
+    async def aclose(self, *, reason: int = DisconnectReason.BY_APPLICATION, description: str = "") -> None:
+        """Flush queued packets, send DISCONNECT, close the socket and stop the tasks."""
+        if self.error is None:
+            # Queue the DISCONNECT behind everything already queued, so data
+            # written before close is delivered; give up after a timeout.
+            with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
+                scope.shield = True
+                payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
+                self._queue_send.send_nowait(payload)
+                self._queued_bytes += len(payload)
+                self._wake_writer.set()
+                while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
+                    self._writer_idle = trio.Event()
+                    await self._wait_or_fail(self._writer_idle)
+            if self.error is None:
+                self.error = ConnectionLost("the connection was closed")
+                self._shut_down()
+        self._cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+            await self._tasks_done.wait()
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def send_packet(self, payload: bytes) -> None:
+        """Queue one packet for sending, waiting while too much is queued.
+
+        Order is kept across all senders. While a key exchange is in progress
+        the packet waits in the queue and goes out after NEWKEYS.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._queued_bytes >= QUEUE_HIGH_WATER and self.error is None:
+            await self._queue_space.park()
+        self._raise_if_failed()
+        self._queue_send.send_nowait(payload)
+        self._queued_bytes += len(payload)
+        self._wake_writer.set()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def send_packet_nowait(self, payload: bytes) -> None:
+        """Queue a packet without waiting: for replies sent from the reader task.
+
+        Raises:
+            ProtocolError: the server has made us queue too many replies.
+        """
+        if self.error is not None:
+            return
+        self._reply_backlog += 1
+        if self._reply_backlog > MAX_REPLY_BACKLOG:
+            raise ProtocolError(f"the server provoked over {MAX_REPLY_BACKLOG} replies it does not read")
+        self._queue_send.send_nowait(payload)
+        self._queued_bytes += len(payload)
+        self._wake_writer.set()
+
+    async def _writer_loop(self) -> None:
+        state = self.state
+        receive = self._queue_receive
+        while True:
+            self._wake_writer = trio.Event()
+            if self.error is not None:
+                return
+            while state.can_send:
+                try:
+                    payload = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                self._queued_bytes -= len(payload)
+                state.send(payload)
+                if state.pending_output_size >= RECEIVE_SIZE:
+                    break
+            self._reply_backlog = 0
+            if self._queued_bytes < QUEUE_HIGH_WATER:
+                self._queue_space.unpark_all()
+            data = state.data_to_send()
+            if data:
+                await self.stream.send_all(data)
+                continue
+            self._writer_idle.set()
+            await self._wake_writer.wait()
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    async def _reader_loop(self) -> None:
+        state = self.state
+        stream = self.stream
+        while True:
+            event = state.next_event()
+            if state.has_data_to_send:
+                self._wake_writer.set()
+            if event is NEED_DATA:
+                data = await stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    raise ConnectionLost(f"{self._where} closed the connection")
+                state.receive_data(data)
+            elif isinstance(event, PacketReceived):
+                await self._dispatch(event)
+            elif isinstance(event, HostKeyReceived):
+                await self._check_host_key(event.key)
+            elif isinstance(event, KexComplete):
+                self._wake_writer.set()
+                if event.initial:
+                    await self.connection_secure()
+                    self._secure.set()
+                self._kex_done.set()
+                self._kex_done = trio.Event()
+
+    async def _check_host_key(self, key: PublicKey) -> None:
+        if not await self.verify_host_key(key, key.fingerprint):
+            raise HostKeyNotVerifiable(
+                f"host key for {self._where} is not trusted: {key.key_type} {key.fingerprint}"
+            )
+        self.state.accept_host_key()
+        self._wake_writer.set()
+
+    async def _dispatch(self, event: PacketReceived) -> None:
+        kind = event.payload[0]
+        if self._packet_handler is not None:
+            self._packet_handler(event.seq, event.payload)
+            return
+        if kind >= 80 and not self.authenticated:
+            # CVE-2023-46446: connection messages before authentication has succeeded.
+            raise ProtocolError(f"{msg.message_name(kind)} received before authentication succeeded")
+        await self._incoming_send.send(event.payload)
+
+    def set_packet_handler(self, handler: PacketHandler | None) -> None:
+        """Deliver service packets to ``handler`` (called in the reader task) from now on."""
+        self._packet_handler = handler
+
+    async def receive_packet(self) -> bytes:
+        """The next service packet, for services that read packets themselves (auth)."""
+        try:
+            return await self._incoming_receive.receive()
+        except trio.EndOfChannel:
+            assert self.error is not None
+            raise self.error from None
+
+    async def request_service(self, name: str) -> None:
+        """Ask for a service (RFC 4253 §10) and wait for SERVICE_ACCEPT."""
+        await self.send_packet(byte(msg.SERVICE_REQUEST) + string(name))
+        payload = await self.receive_packet()
+        if payload[0] != msg.SERVICE_ACCEPT:
+            raise ProtocolError(
+                f"expected SERVICE_ACCEPT for {name!r}, got {msg.message_name(payload[0])}"
+            )
+        reader = Reader(payload, "SERVICE_ACCEPT")
+        reader.byte()
+        accepted = reader.ascii()
+        if accepted != name:
+            raise ProtocolError(f"server accepted service {accepted!r}, we asked for {name!r}")
+
+    async def rekey(self) -> None:
+        """Start a key exchange now and wait until it completes."""
+        self._raise_if_failed()
+        done = self._kex_done
+        self.state.start_rekey()
+        self._wake_writer.set()
+        await self._wait_or_fail(done)
+        self._raise_if_failed()
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")

@@ -1,0 +1,501 @@
+"""The client transport as a sans-IO state machine (RFC 4253, RFC 8308, OpenSSH strict KEX).
+
+Theory of operation
+-------------------
+:class:`TransportState` is the "shared transport state object" of the design:
+it owns the version exchange, the packet layer, algorithm negotiation and the
+key exchange, and nothing else. It does no I/O, reads no clock, and imports no
+Trio. The driver feeds it bytes with :meth:`receive_data`, pulls events with
+:meth:`next_event`, hands it service payloads with :meth:`send`, and writes
+whatever :meth:`data_to_send` returns to the socket.
+
+The connection goes through three phases (:class:`Phase`): waiting for the
+server's version line, open, and closed. While open, :class:`KexState` tracks a
+key exchange, the first one or a rekey started by either side::
+
+    IDLE --(we send KEXINIT)--> KEXINIT_SENT --(their KEXINIT)--> EXCHANGING
+    IDLE --(their KEXINIT; we answer with ours)----------------> EXCHANGING
+    EXCHANGING --(reply checked, first kex)--> VERIFYING --(accept_host_key)--> NEWKEYS_SENT
+    EXCHANGING --(reply checked, rekey, same host key)--> NEWKEYS_SENT
+    NEWKEYS_SENT --(their NEWKEYS)--> IDLE
+
+Two rules follow from the state, and are the only places they are decided:
+
+* Sending (RFC 4253 §7.1): from our KEXINIT until our NEWKEYS, only the
+  messages :func:`allowed_during_kex` admits may go out. :attr:`can_send` says
+  whether a service packet may be sent now; the driver holds service packets
+  back (in order, in its queue) until it is True again.
+* Receiving: from their KEXINIT until their NEWKEYS, a service message is a
+  protocol violation. During the first key exchange under strict KEX
+  (OpenSSH PROTOCOL, "kex-strict"), *anything* but KEXINIT, the method's
+  messages, NEWKEYS and DISCONNECT is a violation, the server's KEXINIT must
+  be its very first packet, and every NEWKEYS resets the sequence numbers.
+
+Errors are sticky: after one, every call raises it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from enum import Enum
+from typing import Final
+
+from .. import _messages as msg
+from .._algorithms import ciphers
+from .._algorithms.hostkeys import PublicKey, decode_public_key
+from .._algorithms.kex import KEX_METHODS, KexMethod, KexResult
+from .._errors import (
+    DisconnectError,
+    DisconnectReason,
+    HostKeyNotVerifiable,
+    KeyImportError,
+    ProtocolError,
+    SSHError,
+)
+from .._wire import Reader, byte, string, uint32
+from .events import NEED_DATA, Event, HostKeyReceived, KexComplete, PacketReceived
+from .negotiate import AlgorithmPreferences, KexInit, Negotiated, negotiate
+from .packets import PacketReader, PacketWriter
+from .version import CLIENT_VERSION, VersionParser, version_line
+
+__all__ = ["KexState", "Phase", "TransportState", "allowed_during_kex"]
+
+log = logging.getLogger("trissh.transport")
+
+# Rekey after this many bytes in either direction unless told otherwise: the
+# cap that issue-level defaults apply on top of RFC 4344's per-cipher limits.
+DEFAULT_REKEY_BYTES: Final = 1 << 30
+
+_AEAD_CIPHERS: Final = frozenset(name for name, spec in ciphers.CIPHERS.items() if spec.aead)
+
+
+class Phase(Enum):
+    """Where the connection is in its life."""
+
+    #: Our version line is out; the server's has not arrived.
+    VERSION = "version exchange"
+    #: Packets are flowing (a key exchange may be in progress: see KexState).
+    OPEN = "open"
+    #: A DISCONNECT was sent or received, or an error ended the connection.
+    CLOSED = "closed"
+
+
+class KexState(Enum):
+    """Progress of the current key exchange."""
+
+    #: No key exchange in progress; service packets flow both ways.
+    IDLE = "idle"
+    #: We sent KEXINIT and wait for the server's.
+    KEXINIT_SENT = "KEXINIT sent"
+    #: Both KEXINITs are out; the method's messages are being exchanged.
+    EXCHANGING = "exchanging"
+    #: The first exchange is done; the driver is deciding whether to trust the host key.
+    VERIFYING = "verifying host key"
+    #: We sent NEWKEYS and wait for the server's.
+    NEWKEYS_SENT = "NEWKEYS sent"
+
+
+def allowed_during_kex(message_type: int) -> bool:
+    """May this message be sent between our KEXINIT and our NEWKEYS? (RFC 4253 §7.1)
+
+    Transport generic messages (1-19) except the service messages, and key
+    exchange messages (20-49) except a further KEXINIT.
+    """
+    if 1 <= message_type <= 19:
+        return message_type not in (msg.SERVICE_REQUEST, msg.SERVICE_ACCEPT)
+    return 20 <= message_type <= 49 and message_type != msg.KEXINIT
+
+
+_KEX_MESSAGE_TYPES: Final = frozenset({msg.KEXINIT, msg.NEWKEYS, *range(30, 50)})
+
+
+class TransportState:
+    """The sans-IO client transport. See the module docstring for the rules it owns.
+
+    Args:
+        preferences: our algorithm lists.
+        random: source of random bytes (cookies, padding, ephemeral keys).
+        rekey_bytes: start a new key exchange after this many bytes in a direction.
+        version: our version string, without CR LF.
+    """
+
+    def __init__(
+        self,
+        preferences: AlgorithmPreferences,
+        *,
+        random: Callable[[int], bytes] = os.urandom,
+        rekey_bytes: int = DEFAULT_REKEY_BYTES,
+        version: str = CLIENT_VERSION,
+    ) -> None:
+        self._prefs = preferences
+        self._random = random
+        self.rekey_bytes = rekey_bytes
+        self.client_version = version
+        self.server_version: str | None = None
+        self.phase = Phase.VERSION
+        self.kex_state = KexState.IDLE
+        self.session_id: bytes | None = None
+        self.negotiated: Negotiated | None = None
+        self.server_host_key: PublicKey | None = None
+        self.strict_kex = False
+        #: Extensions from the server's EXT_INFO (RFC 8308), name -> raw value.
+        self.extensions: dict[str, bytes] = {}
+        self._reader = PacketReader()
+        self._writer = PacketWriter()
+        self._version_parser = VersionParser()
+        self._our_kexinit: KexInit | None = None
+        self._pending_negotiated: Negotiated | None = None
+        self._kex: KexMethod | None = None
+        self._pending_keys: tuple[ciphers.Sealer, ciphers.Opener] | None = None
+        self._pending_host_key: PublicKey | None = None
+        self._skip_guessed_packet = False
+        self._ext_info_allowed = False
+        self._error: SSHError | None = None
+
+    # --- the driver's calls ------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue our version line and our first KEXINIT (we need not wait for theirs)."""
+        self._writer.outgoing += version_line(self.client_version)
+        self._send_kexinit()
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the server. Never decodes; see :meth:`next_event`."""
+        self._reader.buffer += data
+
+    @property
+    def bytes_wanted(self) -> int:
+        """A hint of how many more bytes the packet in progress needs."""
+        return self._reader.wanted
+
+    def next_event(self) -> Event:
+        """Decode and handle buffered data until something happens.
+
+        Returns:
+            :data:`NEED_DATA`, :class:`HostKeyReceived`, :class:`KexComplete`, or
+            :class:`PacketReceived` for the layers above.
+
+        Raises:
+            ProtocolError: the server broke the protocol (the message says how).
+            DisconnectError: the server sent DISCONNECT, or negotiation failed.
+            HostKeyNotVerifiable: the server's host key signature is bad, or it
+                changed during a rekey.
+        """
+        if self._error is not None:
+            raise self._error
+        if self.kex_state is KexState.VERIFYING:
+            raise RuntimeError("next_event() called while a host key verdict is pending")
+        try:
+            return self._next_event()
+        except SSHError as exc:
+            self._error = exc
+            self.phase = Phase.CLOSED
+            raise
+
+    @property
+    def can_send(self) -> bool:
+        """Whether a service packet may be sent now (no key exchange is holding them back)."""
+        return self.phase is Phase.OPEN and self.kex_state in (KexState.IDLE, KexState.NEWKEYS_SENT)
+
+    def send(self, payload: bytes | bytearray | memoryview) -> None:
+        """Seal one payload for sending.
+
+        Raises:
+            RuntimeError: the caller tried to send a service packet while a key
+                exchange forbids it (check :attr:`can_send`), or after close.
+        """
+        if self.phase is Phase.CLOSED:
+            raise RuntimeError("the transport is closed")
+        if not self.can_send and not allowed_during_kex(payload[0]):
+            raise RuntimeError(
+                f"{msg.message_name(payload[0])} may not be sent now "
+                f"(phase {self.phase.value}, key exchange {self.kex_state.value})"
+            )
+        self._writer.write(payload)
+        self._check_rekey_limits()
+
+    def data_to_send(self) -> bytes:
+        """Everything sealed since the last call, in order."""
+        return self._writer.take()
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._writer.outgoing)
+
+    @property
+    def pending_output_size(self) -> int:
+        return len(self._writer.outgoing)
+
+    def accept_host_key(self) -> None:
+        """The driver trusts the host key of the first exchange: continue with NEWKEYS."""
+        if self.kex_state is not KexState.VERIFYING or self._pending_host_key is None:
+            raise RuntimeError(f"no host key is waiting for a verdict (key exchange {self.kex_state.value})")
+        self.server_host_key = self._pending_host_key
+        self._send_newkeys()
+
+    def start_rekey(self) -> bool:
+        """Begin a key exchange now. Returns False when one is already in progress."""
+        if self.phase is not Phase.OPEN or self.kex_state is not KexState.IDLE or self.session_id is None:
+            return False
+        self._send_kexinit()
+        return True
+
+    def send_disconnect(self, reason: int, description: str) -> None:
+        """Queue a DISCONNECT and close. Allowed in any state but closed."""
+        if self.phase is Phase.CLOSED and self._writer.outgoing == b"" and self._error is None:
+            return
+        payload = byte(msg.DISCONNECT) + uint32(int(reason)) + string(description) + string(b"")
+        try:
+            self._writer.write(payload)
+        except Exception:  # a broken sealer must not hide the original error
+            log.debug("could not seal DISCONNECT", exc_info=True)
+        self.phase = Phase.CLOSED
+
+    def send_unimplemented(self, seq: int) -> None:
+        """Tell the server we do not know the message it sent as packet ``seq``."""
+        self._writer.write(byte(msg.UNIMPLEMENTED) + uint32(seq))
+
+    # --- decoding -----------------------------------------------------------------
+
+    def _next_event(self) -> Event:
+        if self.phase is Phase.VERSION:
+            version = self._version_parser.feed(self._reader.buffer)
+            if version is None:
+                return NEED_DATA
+            self.server_version = version
+            self.phase = Phase.OPEN
+            for line in self._version_parser.pre_banner_lines:
+                log.debug("server pre-banner line: %s", line)
+        if self.phase is Phase.CLOSED:
+            raise RuntimeError("the transport is closed")
+        while True:
+            packet = self._reader.next_packet()
+            if packet is None:
+                return NEED_DATA
+            seq, payload = packet
+            if self.session_id is None and (self._reader.wrapped or self._writer.wrapped):
+                raise ProtocolError("sequence number wrapped around during the initial key exchange")
+            event = self._handle(seq, payload)
+            self._check_rekey_limits()
+            if event is not None:
+                return event
+
+    def _handle(self, seq: int, payload: bytes) -> Event | None:
+        if not payload:
+            raise ProtocolError(f"packet {seq} has an empty payload")
+        kind = payload[0]
+        if self._ext_info_allowed:
+            # RFC 8308 §2.4: EXT_INFO may only be the first packet after the first NEWKEYS.
+            self._ext_info_allowed = False
+            if kind == msg.EXT_INFO:
+                self._handle_ext_info(payload)
+                return None
+        if kind == msg.DISCONNECT:
+            reader = Reader(payload, "DISCONNECT")
+            reader.byte()
+            code = reader.uint32()
+            text = reader.text()
+            self.phase = Phase.CLOSED
+            raise DisconnectError(code, text)
+        if self.strict_kex and self.negotiated is None and kind not in _KEX_MESSAGE_TYPES:
+            raise ProtocolError(
+                f"strict key exchange: unexpected {msg.message_name(kind)} during the initial key exchange"
+            )
+        if kind == msg.KEXINIT:
+            return self._handle_kexinit(seq, payload)
+        if 30 <= kind <= 49:
+            return self._handle_kex_message(payload)
+        if kind == msg.NEWKEYS:
+            return self._handle_newkeys(payload)
+        if kind == msg.IGNORE:
+            return None
+        if kind == msg.DEBUG:
+            self._handle_debug(payload)
+            return None
+        if kind == msg.UNIMPLEMENTED:
+            reader = Reader(payload, "UNIMPLEMENTED")
+            reader.byte()
+            raise ProtocolError(f"server replied UNIMPLEMENTED to our packet {reader.uint32()}")
+        if kind == msg.EXT_INFO:
+            raise ProtocolError("EXT_INFO received other than right after the first NEWKEYS (RFC 8308 §2.4)")
+        if self.session_id is None or self.kex_state in (
+            KexState.EXCHANGING,
+            KexState.VERIFYING,
+            KexState.NEWKEYS_SENT,
+        ):
+            raise ProtocolError(
+                f"{msg.message_name(kind)} received during key exchange "
+                f"({self.kex_state.value}{', before any keys' if self.session_id is None else ''})"
+            )
+        if kind in (msg.SERVICE_ACCEPT,) or kind >= 50:
+            return PacketReceived(seq, payload)
+        # An unknown transport-level message: RFC 4253 §11.4.
+        log.debug("server sent unknown %s; replying UNIMPLEMENTED", msg.message_name(kind))
+        self.send_unimplemented(seq)
+        return None
+
+    def _handle_debug(self, payload: bytes) -> None:
+        reader = Reader(payload, "DEBUG")
+        reader.byte()
+        always = reader.boolean()
+        text = reader.text()
+        log.log(logging.INFO if always else logging.DEBUG, "server debug message: %s", text)
+
+    def _handle_ext_info(self, payload: bytes) -> None:
+        reader = Reader(payload, "EXT_INFO")
+        reader.byte()
+        count = reader.uint32()
+        if count > 1024:
+            raise ProtocolError(f"EXT_INFO announces {count} extensions")
+        for _ in range(count):
+            name = reader.ascii()
+            self.extensions[name] = reader.string()
+        reader.check_end()
+        log.debug("server extensions: %s", ", ".join(self.extensions))
+
+    # --- key exchange ---------------------------------------------------------------
+
+    def _send_kexinit(self) -> None:
+        self._our_kexinit = KexInit.build(self._prefs, self._random, initial=self.session_id is None)
+        self._writer.write(self._our_kexinit.payload)
+        self.kex_state = KexState.KEXINIT_SENT
+
+    def _handle_kexinit(self, seq: int, payload: bytes) -> None:
+        if self.kex_state is KexState.IDLE:
+            self._send_kexinit()  # the server started a rekey
+        elif self.kex_state is not KexState.KEXINIT_SENT:
+            raise ProtocolError(f"KEXINIT received during key exchange ({self.kex_state.value})")
+        assert self._our_kexinit is not None
+        theirs = KexInit.parse(payload)
+        initial = self.session_id is None
+        negotiated = negotiate(self._our_kexinit, theirs, _AEAD_CIPHERS, initial=initial)
+        if initial:
+            self.strict_kex = negotiated.strict_kex
+            if self.strict_kex and seq != 0:
+                raise ProtocolError(
+                    f"strict key exchange: the server's KEXINIT was packet {seq}, not its first packet"
+                )
+        else:
+            negotiated = replace(negotiated, strict_kex=self.strict_kex)
+        self._pending_negotiated = negotiated
+        self._skip_guessed_packet = negotiated.guess_was_wrong
+        prefix = (
+            string(self.client_version)
+            + string(self.server_version or "")
+            + string(self._our_kexinit.payload)
+            + string(payload)
+        )
+        self._kex = KEX_METHODS[negotiated.kex](negotiated.kex, prefix, self._random)
+        self._writer.write(self._kex.start())
+        self.kex_state = KexState.EXCHANGING
+        return None
+
+    def _handle_kex_message(self, payload: bytes) -> Event | None:
+        if self.kex_state is not KexState.EXCHANGING or self._kex is None:
+            raise ProtocolError(
+                f"key exchange message {msg.message_name(payload[0])} received "
+                f"outside a key exchange ({self.kex_state.value})"
+            )
+        if self._skip_guessed_packet:
+            self._skip_guessed_packet = False  # RFC 4253 §7: a wrong guess is ignored
+            return None
+        outcome = self._kex.receive(payload)
+        if not isinstance(outcome, KexResult):
+            self._writer.write(outcome)
+            return None
+        return self._finish_exchange(outcome)
+
+    def _finish_exchange(self, result: KexResult) -> Event | None:
+        negotiated = self._pending_negotiated
+        assert negotiated is not None and self._kex is not None
+        try:
+            key = decode_public_key(result.host_key_blob)
+        except KeyImportError as exc:
+            raise HostKeyNotVerifiable(f"server host key cannot be used: {exc}") from exc
+        if not key.verify(result.signature, result.exchange_hash, negotiated.host_key):
+            raise HostKeyNotVerifiable(
+                f"server's {negotiated.host_key} signature over the key exchange does not verify "
+                f"with host key {key.fingerprint}"
+            )
+        if self.session_id is None:
+            self.session_id = result.exchange_hash
+        self._pending_keys = self._derive_keys(negotiated, result)
+        if self.server_host_key is None:
+            self._pending_host_key = key
+            self.kex_state = KexState.VERIFYING
+            return HostKeyReceived(key)
+        if key != self.server_host_key:
+            raise HostKeyNotVerifiable(
+                f"server presented a different host key during a rekey: {key.fingerprint}, "
+                f"was {self.server_host_key.fingerprint}"
+            )
+        self._send_newkeys()
+        return None
+
+    def _derive_keys(
+        self, negotiated: Negotiated, result: KexResult
+    ) -> tuple[ciphers.Sealer, ciphers.Opener]:
+        """RFC 4253 §7.2: HASH(K || H || letter || session_id), extended as needed."""
+        assert self._kex is not None and self.session_id is not None
+        base = result.shared_secret + result.exchange_hash
+
+        def derive(letter: bytes, size: int) -> bytes:
+            if size == 0:
+                return b""
+            assert self._kex is not None and self.session_id is not None
+            out = self._kex.hash(base + letter + self.session_id)
+            while len(out) < size:
+                out += self._kex.hash(base + out)
+            return out[:size]
+
+        def keys(direction: str, letters: bytes) -> tuple[ciphers.CipherSpec, ciphers.MacSpec | None, bytes, bytes, bytes]:
+            algs = negotiated.client_to_server if direction == "c2s" else negotiated.server_to_client
+            cipher = ciphers.CIPHERS[algs.cipher]
+            mac = ciphers.MACS[algs.mac] if algs.mac else None
+            iv = derive(letters[0:1], cipher.iv_size)
+            key = derive(letters[1:2], cipher.key_size)
+            mac_key = derive(letters[2:3], mac.key_size) if mac else b""
+            return cipher, mac, key, iv, mac_key
+
+        c_cipher, c_mac, c_key, c_iv, c_mac_key = keys("c2s", b"ACE")
+        s_cipher, s_mac, s_key, s_iv, s_mac_key = keys("s2c", b"BDF")
+        sealer = ciphers.make_sealer(c_cipher, c_mac, c_key, c_iv, c_mac_key, self._random)
+        opener = ciphers.make_opener(s_cipher, s_mac, s_key, s_iv, s_mac_key)
+        return sealer, opener
+
+    def _send_newkeys(self) -> None:
+        assert self._pending_keys is not None
+        self._writer.write(byte(msg.NEWKEYS))
+        self._writer.set_sealer(self._pending_keys[0], reset_seq=self.strict_kex)
+        self.kex_state = KexState.NEWKEYS_SENT
+
+    def _handle_newkeys(self, payload: bytes) -> Event:
+        if self.kex_state is not KexState.NEWKEYS_SENT or self._pending_keys is None:
+            raise ProtocolError(f"NEWKEYS received out of order (key exchange {self.kex_state.value})")
+        if len(payload) != 1:
+            raise ProtocolError(f"NEWKEYS has {len(payload) - 1} unexpected bytes")
+        self._reader.set_opener(self._pending_keys[1], reset_seq=self.strict_kex)
+        initial = self.negotiated is None
+        negotiated = self._pending_negotiated
+        assert negotiated is not None
+        self.negotiated = negotiated
+        self._pending_keys = None
+        self._pending_negotiated = None
+        self._kex = None
+        self.kex_state = KexState.IDLE
+        if initial:
+            self._ext_info_allowed = True
+            self._pending_host_key = None
+        log.debug("key exchange complete: %s", negotiated)
+        return KexComplete(negotiated, initial)
+
+    def _check_rekey_limits(self) -> None:
+        if self.kex_state is KexState.IDLE and (
+            self._writer.bytes_since_rekey >= self.rekey_bytes
+            or self._reader.bytes_since_rekey >= self.rekey_bytes
+        ):
+            self.start_rekey()
+

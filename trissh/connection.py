@@ -1,0 +1,473 @@
+"""The front door: :func:`connect` and :class:`SSHConnection`.
+
+``connect()`` opens the TCP stream, starts the transport's reader and writer
+tasks in a nursery of its own, checks the host key, authenticates, and yields
+an :class:`SSHConnection`. Leaving the ``async with`` block (normally, by an
+exception, or by cancellation) closes the connection: queued data is flushed,
+a DISCONNECT sent, the socket closed, and every task of ours has ended before
+the block exits. Errors come out as the trissh error they are, never wrapped
+in an ExceptionGroup of our tasks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final, Literal
+
+import trio
+
+from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
+from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS, PublicKey
+from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
+from ._auth.keys import PrivateKey, is_encrypted, load_private_key
+from ._auth.known_hosts import HostKeyStatus, KnownHosts, Marker, default_known_hosts_paths
+from ._auth.userauth import AuthResult, PasswordSource, authenticate
+from ._channels.channel import ChannelMux
+from ._channels.session import CompletedProcess, Process, SessionChannel
+from ._driver import SSHClientTransport
+from ._errors import (
+    ConnectionLost,
+    HostKeyNotVerifiable,
+    KeyImportError,
+    ProcessError,
+    SSHError,
+)
+from ._transport.negotiate import AlgorithmPreferences, Negotiated
+from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
+
+__all__ = ["ConnectTimeout", "SSHConnection", "connect"]
+
+log = logging.getLogger("trissh.connection")
+
+HostKeyPolicy = Literal["strict", "accept-new"] | Callable[[str, int, PublicKey], Awaitable[bool]]
+PassphraseSource = str | bytes | Callable[[str], Awaitable[str]] | None
+
+_DEFAULT_KEY_NAMES: Final = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+class ConnectTimeout(ConnectionLost):
+    """``connect()`` did not finish within ``connect_timeout``; the message says at which step."""
+
+
+class _Default:
+    """Marks a keyword left at its default (where None means something else)."""
+
+    def __repr__(self) -> str:
+        return "..."
+
+
+_DEFAULT: Final = _Default()
+
+
+class SSHConnection:
+    """An authenticated SSH connection. Made by :func:`connect`; use it inside its block.
+
+    Attributes:
+        host_key: the server's host key (:class:`PublicKey`).
+        server_version: the server's version string.
+        negotiated: the algorithms agreed, per direction (:class:`Negotiated`).
+        auth: how authentication went (method, banners).
+    """
+
+    def __init__(self, transport: SSHClientTransport, auth: AuthResult) -> None:
+        self._transport = transport
+        self._mux = ChannelMux(transport)
+        self.auth = auth
+
+    @property
+    def host_key(self) -> PublicKey:
+        key = self._transport.host_key
+        assert key is not None
+        return key
+
+    @property
+    def server_version(self) -> str:
+        return self._transport.server_version or ""
+
+    @property
+    def negotiated(self) -> Negotiated:
+        negotiated = self._transport.negotiated
+        assert negotiated is not None
+        return negotiated
+
+    @property
+    def transport(self) -> SSHClientTransport:
+        """The low-level transport, for Conch-style use."""
+        return self._transport
+
+    @property
+    def is_closed(self) -> bool:
+        return self._transport.is_closed
+
+    async def run(
+        self,
+        command: str,
+        *,
+        check: bool = False,
+        input: bytes | bytearray | memoryview = b"",
+        env: Mapping[str, str] | None = None,
+        term_type: str | None = None,
+        term_size: tuple[int, ...] | None = None,
+    ) -> CompletedProcess:
+        """Run ``command`` to completion and return its output and exit status.
+
+        Args:
+            check: raise :class:`ProcessError` if it exits non-zero or by a signal.
+            input: bytes for its standard input, which is then closed.
+            env: environment variables to ask for (the server may ignore them:
+                sshd accepts only those its ``AcceptEnv`` lists).
+            term_type, term_size: allocate a pseudo-terminal.
+
+        Raises:
+            ProcessError: with ``check=True``, for a failed command.
+            ConnectionLost, ProtocolError, DisconnectError: the connection broke
+                before the command finished; its partial output is not returned.
+        """
+        async with self.open_process(command, env=env, term_type=term_type, term_size=term_size) as process:
+            channel = process.channel
+            channel.collect = True  # we keep all output, so grant window as it arrives
+            try:
+                if input:
+                    await process.stdin.send_all(input)
+                await process.stdin.send_eof()
+            except trio.ClosedResourceError:
+                pass  # the command ended without reading all its input; as with ssh(1)
+            returncode = await process.wait()
+            result = CompletedProcess(
+                command, returncode, channel.take_all(0), channel.take_all(1), channel.exit_signal
+            )
+        if check and (returncode != 0):
+            raise ProcessError(command, returncode, result.stdout, result.stderr, result.exit_signal)
+        return result
+
+    @asynccontextmanager
+    async def open_process(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        term_type: str | None = None,
+        term_size: tuple[int, ...] | None = None,
+        subsystem: str | None = None,
+    ) -> AsyncIterator[Process]:
+        """Start ``command`` (or ``subsystem``) and yield a :class:`Process` with Trio streams.
+
+        Leaving the block closes the channel if the command is still running.
+        """
+        if self._transport.error is not None:
+            raise self._transport.error
+        channel = self._mux.add(SessionChannel, "session")
+        assert isinstance(channel, SessionChannel)
+        process = Process(channel, subsystem if subsystem is not None else command)
+        try:
+            await self._transport.send_packet(channel.open_payload())
+            await process.start(subsystem=subsystem is not None, env=env, term_type=term_type, term_size=term_size)
+            yield process
+        finally:
+            self._abandon(channel)
+
+    def _abandon(self, channel: SessionChannel) -> None:
+        """Close a channel we are done with, without waiting (safe under cancellation)."""
+        if channel.is_closed or channel.close_sent or self._transport.error is not None:
+            return
+        if not channel.opened.is_set():
+            # Not yet confirmed: CLOSE it as soon as the confirmation comes.
+            channel.close_on_open = True
+            return
+        channel.send_close_nowait()
+
+    async def rekey(self) -> None:
+        """Start a new key exchange now and wait for it to complete."""
+        await self._transport.rekey()
+
+    async def aclose(self) -> None:
+        """Close the connection (``connect()``'s block does this on exit)."""
+        await self._transport.aclose()
+
+
+def _validated(names: Sequence[str] | None, known: Iterable[str], default: Sequence[str], what: str) -> list[str]:
+    if names is None:
+        return list(default)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    known_set = set(known)
+    unknown = [n for n in names if n not in known_set]
+    if unknown:
+        raise ValueError(f"unsupported {what} algorithm(s): {', '.join(unknown)}; supported: {', '.join(known_set)}")
+    if not names:
+        raise ValueError(f"empty list of {what} algorithms")
+    return list(names)
+
+
+def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
+    """Explicit keys load or fail loudly; default key files are skipped when absent or locked."""
+    if isinstance(client_keys, _Default):
+        keys = []
+        ssh_dir = Path.home() / ".ssh"
+        for name in _DEFAULT_KEY_NAMES:
+            path = ssh_dir / name
+            if not path.exists():
+                continue
+            try:
+                data = path.read_bytes()
+                if is_encrypted(data) and not isinstance(passphrase, str | bytes):
+                    log.debug("skipping encrypted default key %s: no passphrase given", path)
+                    continue
+                keys.append(load_private_key(path, passphrase if isinstance(passphrase, str | bytes) else None))
+            except (OSError, KeyImportError) as exc:
+                log.debug("skipping default key %s: %s", path, exc)
+        return keys
+    if client_keys is None:
+        return []
+    if isinstance(client_keys, PrivateKey | str | os.PathLike):
+        client_keys = [client_keys]
+    keys = []
+    for item in client_keys:  # type: ignore[attr-defined]
+        if isinstance(item, PrivateKey):
+            keys.append(item)
+        else:
+            text = passphrase if isinstance(passphrase, str | bytes) else None
+            keys.append(load_private_key(item, text))
+    return keys
+
+
+async def _load_keys_async(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
+    if not callable(passphrase):
+        # bcrypt's key derivation is deliberately slow; keep it off the event loop.
+        return await trio.to_thread.run_sync(_load_keys, client_keys, passphrase)
+    keys: list[PrivateKey] = []
+    items = [client_keys] if isinstance(client_keys, str | os.PathLike | PrivateKey) else client_keys
+    if isinstance(items, _Default) or items is None:
+        return await trio.to_thread.run_sync(_load_keys, client_keys, None)
+    for item in items:  # type: ignore[attr-defined]
+        if isinstance(item, PrivateKey):
+            keys.append(item)
+            continue
+        data = await trio.to_thread.run_sync(Path(item).read_bytes)
+        secret = await passphrase(os.fspath(item)) if is_encrypted(data) else None
+        keys.append(await trio.to_thread.run_sync(load_private_key, item, secret))
+    return keys
+
+
+def _known_hosts(known_hosts: object) -> KnownHosts | None:
+    if isinstance(known_hosts, _Default):
+        return KnownHosts.load(default_known_hosts_paths())
+    if known_hosts is None:
+        return None
+    if isinstance(known_hosts, KnownHosts):
+        return known_hosts
+    if isinstance(known_hosts, str | os.PathLike):
+        return KnownHosts.load([known_hosts])
+    return KnownHosts.load(known_hosts)  # type: ignore[arg-type]
+
+
+def _host_key_preferences(
+    names: list[str], known: KnownHosts | None, host: str, port: int, explicit: bool
+) -> list[str]:
+    """Put algorithms for key types we already know for this host first, as OpenSSH does.
+
+    Otherwise a server with both an ed25519 and an RSA key, known to us by its
+    RSA key only, would present ed25519 and be refused as unknown.
+    """
+    if known is None or explicit:
+        return names
+    types = {e.key.key_type for e in known.lookup(host, port) if e.marker is Marker.NONE}
+    if not types:
+        return names
+    first = [n for n in names if HOST_KEY_ALGORITHMS[n].key_type in types]
+    return first + [n for n in names if n not in first]
+
+
+def _make_verifier(
+    known: KnownHosts | None,
+    policy: HostKeyPolicy,
+    known_hosts_arg: object,
+    host: str,
+    port: int,
+) -> Callable[[PublicKey], Awaitable[bool]]:
+    async def verify(key: PublicKey) -> bool:
+        if known is None:
+            log.warning("host key checking is disabled: accepting %s %s for %s", key.key_type, key.fingerprint, host)
+            return True
+        status = known.check(host, port, key)
+        where = f"{host}:{port}" if port != 22 else host
+        if status is HostKeyStatus.TRUSTED:
+            return True
+        if status is HostKeyStatus.REVOKED:
+            raise HostKeyNotVerifiable(f"host key for {where} is revoked: {key.key_type} {key.fingerprint}")
+        if status is HostKeyStatus.CHANGED:
+            raise HostKeyNotVerifiable(
+                f"HOST KEY FOR {where} HAS CHANGED: the server presented {key.key_type} {key.fingerprint}, "
+                "which differs from the key in known_hosts. Someone could be eavesdropping, "
+                "or the host key was replaced."
+            )
+        if callable(policy):
+            return await policy(host, port, key)
+        if policy == "accept-new":
+            path = (
+                Path(os.fspath(known_hosts_arg))
+                if isinstance(known_hosts_arg, str | os.PathLike)
+                else default_known_hosts_paths()[0]
+            )
+            known.add(path, host, port, key)
+            log.warning("permanently added %s (%s %s) to %s", where, key.key_type, key.fingerprint, path)
+            return True
+        raise HostKeyNotVerifiable(
+            f"host key for {where} is not known: {key.key_type} {key.fingerprint} "
+            "(add it to known_hosts, or pass host_key_policy='accept-new')"
+        )
+
+    return verify
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a nursery of ours wrapped, so the caller never sees a group."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    distinct = list({id(e): e for e in leaves}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    # Prefer the caller's own error over a cancellation caused by it.
+    real = [e for e in distinct if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        return real[0]
+    return group
+
+
+@asynccontextmanager
+async def connect(
+    host: str,
+    port: int = 22,
+    *,
+    username: str | None = None,
+    password: PasswordSource = None,
+    client_keys: object = _DEFAULT,
+    passphrase: PassphraseSource = None,
+    known_hosts: object = _DEFAULT,
+    host_key_policy: HostKeyPolicy = "strict",
+    kex_algs: Sequence[str] | None = None,
+    host_key_algs: Sequence[str] | None = None,
+    ciphers: Sequence[str] | None = None,
+    macs: Sequence[str] | None = None,
+    rekey_bytes: int | None = None,
+    rekey_seconds: float | None = 3600.0,
+    connect_timeout: float | None = 30.0,
+) -> AsyncIterator[SSHConnection]:
+    """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
+
+    Args:
+        host, port: where to connect.
+        username: default: the local user name.
+        password: a password, or an async callable returning one; tried after keys.
+        client_keys: private key paths or :class:`PrivateKey` objects; default:
+            ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa`` where present; ``[]`` for none.
+        passphrase: for encrypted keys: a string, or an async callable ``(path) -> str``.
+        known_hosts: a path, paths, or a :class:`KnownHosts`; default:
+            ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts``. ``None``
+            disables host key checking (explicit and insecure).
+        host_key_policy: for a host with no known key: ``"strict"`` refuses,
+            ``"accept-new"`` records it (in ``known_hosts`` if it is one path),
+            or an async callable ``(host, port, key) -> bool`` decides. A changed
+            or revoked key is always refused.
+        kex_algs, host_key_algs, ciphers, macs: preference lists (most preferred
+            first); only supported names are allowed. Defaults follow OpenSSH.
+        rekey_bytes: start a new key exchange after this many bytes either way
+            (default 1 GiB); rekey_seconds: ... after this long (default 1 hour).
+        connect_timeout: seconds for TCP connect, key exchange and authentication.
+
+    Raises:
+        HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
+        ProtocolError, DisconnectError, KeyImportError.
+    """
+    user = username or getpass.getuser()
+    host_key_names = _validated(host_key_algs, HOST_KEY_ALGORITHMS, DEFAULT_HOST_KEY_ALGORITHMS, "host key")
+    known = _known_hosts(known_hosts)
+    prefs = AlgorithmPreferences(
+        kex=_validated(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
+        host_key=_host_key_preferences(host_key_names, known, host, port, host_key_algs is not None),
+        ciphers=_validated(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
+        macs=_validated(macs, MACS, DEFAULT_MACS, "MAC"),
+    )
+    keys = await _load_keys_async(client_keys, passphrase)
+    verifier = _make_verifier(known, host_key_policy, known_hosts, host, port)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            connection = await _establish(
+                nursery, host, port, user, prefs, keys, password, verifier, rekey_bytes, connect_timeout
+            )
+            if rekey_seconds:
+                nursery.start_soon(_rekey_timer, connection, rekey_seconds)
+            try:
+                yield connection
+            finally:
+                await connection.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _unwrap(group) from None
+
+
+async def _rekey_timer(connection: SSHConnection, seconds: float) -> None:
+    while True:
+        await trio.sleep(seconds)
+        if connection.is_closed:
+            return
+        try:
+            await connection.rekey()
+        except SSHError:
+            return  # the connection's own error reaches its users
+
+
+async def _establish(
+    nursery: trio.Nursery,
+    host: str,
+    port: int,
+    user: str,
+    prefs: AlgorithmPreferences,
+    keys: list[PrivateKey],
+    password: PasswordSource,
+    verifier: Callable[[PublicKey], Awaitable[bool]],
+    rekey_bytes: int | None,
+    connect_timeout: float | None,
+) -> SSHConnection:
+    stage = "TCP connect"
+    transport: SSHClientTransport | None = None
+    try:
+        with trio.fail_after(connect_timeout if connect_timeout is not None else float("inf")):
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+            state = TransportState(prefs, rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES)
+            transport = SSHClientTransport(stream, state, host=host, port=port, host_key_verifier=verifier)
+            transport.start(nursery)
+            stage = "key exchange"
+            await transport.wait_secure()
+            stage = "authentication"
+            auth = await authenticate(transport, user, keys, password)
+            return SSHConnection(transport, auth)
+    except trio.TooSlowError:
+        if transport is not None and transport.state.phase is Phase.VERSION:
+            stage = "waiting for the server's version line"
+        error = ConnectTimeout(f"timed out after {connect_timeout} s connecting to {host}:{port} ({stage})")
+        if transport is not None:
+            await transport.aclose()
+        raise error from None
+    except BaseException:
+        if transport is not None:
+            with trio.CancelScope(shield=True):
+                await transport.aclose()
+        raise
