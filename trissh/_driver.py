@@ -394,9 +394,7 @@ class SSHClientTransport:
         await self.send_packet(byte(msg.SERVICE_REQUEST) + string(name))
         payload = await self.receive_packet()
         if payload[0] != msg.SERVICE_ACCEPT:
-            raise ProtocolError(
-                f"expected SERVICE_ACCEPT for {name!r}, got {msg.message_name(payload[0])}"
-            )
+            raise ProtocolError(f"expected SERVICE_ACCEPT for {name!r}, got {msg.message_name(payload[0])}")
         reader = Reader(payload, "SERVICE_ACCEPT")
         reader.byte()
         accepted = reader.ascii()

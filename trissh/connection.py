@@ -166,7 +166,9 @@ class SSHConnection:
         process = Process(channel, subsystem if subsystem is not None else command)
         try:
             await self._transport.send_packet(channel.open_payload())
-            await process.start(subsystem=subsystem is not None, env=env, term_type=term_type, term_size=term_size)
+            await process.start(
+                subsystem=subsystem is not None, env=env, term_type=term_type, term_size=term_size
+            )
             yield process
         finally:
             self._abandon(channel)
@@ -190,7 +192,9 @@ class SSHConnection:
         await self._transport.aclose()
 
 
-def _validated(names: Sequence[str] | None, known: Iterable[str], default: Sequence[str], what: str) -> list[str]:
+def _validated(
+    names: Sequence[str] | None, known: Iterable[str], default: Sequence[str], what: str
+) -> list[str]:
     if names is None:
         return list(default)
     if isinstance(names, str):
@@ -198,7 +202,9 @@ def _validated(names: Sequence[str] | None, known: Iterable[str], default: Seque
     known_set = set(known)
     unknown = [n for n in names if n not in known_set]
     if unknown:
-        raise ValueError(f"unsupported {what} algorithm(s): {', '.join(unknown)}; supported: {', '.join(known_set)}")
+        raise ValueError(
+            f"unsupported {what} algorithm(s): {', '.join(unknown)}; supported: {', '.join(known_set)}"
+        )
     if not names:
         raise ValueError(f"empty list of {what} algorithms")
     return list(names)
@@ -218,7 +224,9 @@ def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[Privat
                 if is_encrypted(data) and not isinstance(passphrase, str | bytes):
                     log.debug("skipping encrypted default key %s: no passphrase given", path)
                     continue
-                keys.append(load_private_key(path, passphrase if isinstance(passphrase, str | bytes) else None))
+                keys.append(
+                    load_private_key(path, passphrase if isinstance(passphrase, str | bytes) else None)
+                )
             except (OSError, KeyImportError) as exc:
                 log.debug("skipping default key %s: %s", path, exc)
         return keys
@@ -292,7 +300,9 @@ def _make_verifier(
 ) -> Callable[[PublicKey], Awaitable[bool]]:
     async def verify(key: PublicKey) -> bool:
         if known is None:
-            log.warning("host key checking is disabled: accepting %s %s for %s", key.key_type, key.fingerprint, host)
+            log.warning(
+                "host key checking is disabled: accepting %s %s for %s", key.key_type, key.fingerprint, host
+            )
             return True
         status = known.check(host, port, key)
         where = f"{host}:{port}" if port != 22 else host

@@ -99,13 +99,17 @@ async def _try_key(exchange: _Exchange, key: PrivateKey, server_sig_algs: Sequen
             "publickey", boolean(True), string(algorithm), string(blob)
         )
         signature = key.sign(signed, algorithm)
-        payload = exchange.request("publickey", boolean(True), string(algorithm), string(blob), string(signature))
+        payload = exchange.request(
+            "publickey", boolean(True), string(algorithm), string(blob), string(signature)
+        )
         outcome = await exchange.attempt(payload, "publickey")
         if outcome is True:
             log.debug("authenticated with %s key %s", algorithm, key.public_key.fingerprint)
             return True
         if outcome is not False:
-            raise ProtocolError(f"unexpected {msg.message_name(outcome)} in reply to a signed publickey request")
+            raise ProtocolError(
+                f"unexpected {msg.message_name(outcome)} in reply to a signed publickey request"
+            )
     return False
 
 

@@ -211,7 +211,11 @@ class Channel:
     def consumed(self, size: int) -> None:
         """``size`` bytes left our buffers: grant the window back in batches."""
         self._consumed += size
-        if self._consumed >= INITIAL_WINDOW // 2 and not self.close_received.is_set() and not self.eof_received:
+        if (
+            self._consumed >= INITIAL_WINDOW // 2
+            and not self.close_received.is_set()
+            and not self.eof_received
+        ):
             increment, self._consumed = self._consumed, 0
             self.receive_window += increment
             self.transport.send_packet_nowait(

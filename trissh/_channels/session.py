@@ -205,7 +205,7 @@ class Process:
         for name, value in (env or {}).items():
             await channel.request("env", string(name), string(value), want_reply=False)
         if term_type is not None:
-            cols, rows, width, height = (tuple(term_size or (80, 24)) + (0, 0))[:4]
+            cols, rows, width, height = (*(term_size or (80, 24)), 0, 0)[:4]
             modes = b"\x00"  # TTY_OP_END: the server's defaults (RFC 4254 §8)
             ok = await channel.request(
                 "pty-req",
@@ -217,7 +217,9 @@ class Process:
                 string(modes),
             )
             if not ok:
-                raise ChannelOpenError(ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "pty request refused")
+                raise ChannelOpenError(
+                    ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "pty request refused"
+                )
         if subsystem:
             ok = await channel.request("subsystem", string(self.command))
         else:

@@ -60,9 +60,7 @@ class KexInit:
     first_kex_packet_follows: bool
 
     @classmethod
-    def build(
-        cls, prefs: AlgorithmPreferences, random: Callable[[int], bytes], *, initial: bool
-    ) -> KexInit:
+    def build(cls, prefs: AlgorithmPreferences, random: Callable[[int], bytes], *, initial: bool) -> KexInit:
         kex = list(prefs.kex)
         if initial:
             # Only in the first KEXINIT, as OpenSSH does: they mean nothing in a rekey.
@@ -96,7 +94,8 @@ class KexInit:
         follows = reader.boolean()
         reader.uint32()  # reserved
         reader.check_end()
-        return cls(payload, *lists[:8], first_kex_packet_follows=follows)
+        (kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c) = lists[:8]
+        return cls(payload, kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, follows)
 
 
 @dataclass(frozen=True)
@@ -162,9 +161,11 @@ def negotiate(
     host_key = _choose("host key", ours.host_key, theirs.host_key)
 
     def direction(
-        label: str, ciphers: Sequence[str], macs: Sequence[str], comps: Sequence[str], peer: tuple[
-            Sequence[str], Sequence[str], Sequence[str]
-        ]
+        label: str,
+        ciphers: Sequence[str],
+        macs: Sequence[str],
+        comps: Sequence[str],
+        peer: tuple[Sequence[str], Sequence[str], Sequence[str]],
     ) -> DirectionAlgorithms:
         cipher = _choose(f"cipher ({label})", ciphers, peer[0])
         # An AEAD cipher ignores the MAC lists (OpenSSH PROTOCOL.chacha20poly1305).

@@ -49,7 +49,6 @@ from .._algorithms.hostkeys import PublicKey, decode_public_key
 from .._algorithms.kex import KEX_METHODS, KexMethod, KexResult
 from .._errors import (
     DisconnectError,
-    DisconnectReason,
     HostKeyNotVerifiable,
     KeyImportError,
     ProtocolError,
@@ -305,7 +304,8 @@ class TransportState:
                 f"strict key exchange: unexpected {msg.message_name(kind)} during the initial key exchange"
             )
         if kind == msg.KEXINIT:
-            return self._handle_kexinit(seq, payload)
+            self._handle_kexinit(seq, payload)
+            return None
         if 30 <= kind <= 49:
             return self._handle_kex_message(payload)
         if kind == msg.NEWKEYS:
@@ -391,7 +391,6 @@ class TransportState:
         self._kex = KEX_METHODS[negotiated.kex](negotiated.kex, prefix, self._random)
         self._writer.write(self._kex.start())
         self.kex_state = KexState.EXCHANGING
-        return None
 
     def _handle_kex_message(self, payload: bytes) -> Event | None:
         if self.kex_state is not KexState.EXCHANGING or self._kex is None:
@@ -451,7 +450,9 @@ class TransportState:
                 out += self._kex.hash(base + out)
             return out[:size]
 
-        def keys(direction: str, letters: bytes) -> tuple[ciphers.CipherSpec, ciphers.MacSpec | None, bytes, bytes, bytes]:
+        def keys(
+            direction: str, letters: bytes
+        ) -> tuple[ciphers.CipherSpec, ciphers.MacSpec | None, bytes, bytes, bytes]:
             algs = negotiated.client_to_server if direction == "c2s" else negotiated.server_to_client
             cipher = ciphers.CIPHERS[algs.cipher]
             mac = ciphers.MACS[algs.mac] if algs.mac else None
@@ -498,4 +499,3 @@ class TransportState:
             or self._reader.bytes_since_rekey >= self.rekey_bytes
         ):
             self.start_rekey()
-
