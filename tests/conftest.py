@@ -1,0 +1,69 @@
+"""Shared fixtures: a real OpenSSH server for the session, fault-injecting proxies, and ``--run-slow``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import trio
+from proxy import Fault, Handler, Proxy, ProxyFactory, serve_proxy
+
+from trissh.testing import SSHServer, start_sshd
+
+# Every user key type, so auth tests can pick one; generated once per session.
+SESSION_USER_KEY_TYPES = ("ed25519", "ecdsa", "rsa", "ed25519-encrypted")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow", action="store_true", default=False, help="also run @pytest.mark.slow tests"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SSHServer]:
+    """A throwaway OpenSSH server on 127.0.0.1, shared by the whole session (keys: every user key type)."""
+    with start_sshd(user_key_types=SESSION_USER_KEY_TYPES) as server:
+        yield server
+
+
+@pytest.fixture
+async def make_proxy() -> AsyncIterator[ProxyFactory]:
+    """Start loopback proxies (see ``tests/proxy.py``) that live until the end of the test.
+
+    Example::
+
+        async def test_cut(sshd, make_proxy):
+            proxy = await make_proxy((sshd.host, sshd.port), fault=CutAfter(65536))
+            ... connect to proxy.host, proxy.port ...
+    """
+    async with trio.open_nursery() as nursery:
+
+        async def make(
+            target: tuple[str, int] | None = None,
+            *,
+            fault: Fault | None = None,
+            upstream_fault: Fault | None = None,
+            handler: Handler | None = None,
+        ) -> Proxy:
+            # The proxy runs in this fixture's nursery (not the caller's task), so it outlives the call and
+            # stops when the fixture is torn down.
+            proxy: Proxy = await nursery.start(
+                functools.partial(
+                    serve_proxy, target, fault=fault, upstream_fault=upstream_fault, handler=handler
+                )
+            )
+            return proxy
+
+        yield make
+        nursery.cancel_scope.cancel()

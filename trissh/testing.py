@@ -1,0 +1,493 @@
+"""A throwaway real OpenSSH server for demos, tests and benchmarks.
+
+Theory of operation
+-------------------
+:func:`start_sshd` builds a complete, private sshd set-up in a fresh temporary directory (fresh host keys of
+every common type, fresh user keys, ``authorized_keys``, ``known_hosts`` and ``sshd_config``), runs the
+system's ``sshd`` in the foreground on a free loopback port, and tears everything down on exit. Nothing
+outside the temporary directory is written, except ``/run/sshd`` (sshd's privilege-separation directory) if it
+is missing.
+
+Two details matter for speed and determinism:
+
+* **A clean environment for commands.** sshd runs every command through the user's login shell, and Debian's
+  bash sources ``~/.bashrc`` even for ``ssh host cmd``. A developer's ``.bashrc`` that initialises a Python
+  version manager adds ~100 ms to *every* command. ``SetEnv HOME=<temp dir>`` points ``~`` at the temporary
+  directory, where bash finds no start-up file. Commands still start in the user's real home directory (sshd
+  changes to the passwd entry's directory, not to ``$HOME``).
+* **Caller overrides.** sshd keeps the *first* value it sees for most keywords, rejects some duplicates
+  (``Subsystem``) and ignores every ``SetEnv`` line after the first. So ``extra_config`` lines go first, a
+  default is left out when the caller sets the same keyword, ``SetEnv`` values are merged into one line, and
+  ``Match`` blocks (which run to the end of the file) go last.
+
+This module deliberately imports nothing else from trissh, so it works even when the client is broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "ENCRYPTED_KEY_PASSPHRASE",
+    "HOST_KEY_TYPES",
+    "USER_KEY_TYPES",
+    "SSHServer",
+    "sshd_path",
+    "start_sshd",
+]
+
+#: Passphrase of the ``"ed25519-encrypted"`` user key.
+ENCRYPTED_KEY_PASSPHRASE: Final = "trissh-test"
+
+#: Host key types generated for every server: key type (as in a ``.pub`` file) -> ``ssh-keygen`` arguments.
+HOST_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
+    "ssh-ed25519": ("-t", "ed25519"),
+    "ecdsa-sha2-nistp256": ("-t", "ecdsa", "-b", "256"),
+    "ecdsa-sha2-nistp384": ("-t", "ecdsa", "-b", "384"),
+    "ecdsa-sha2-nistp521": ("-t", "ecdsa", "-b", "521"),
+    "ssh-rsa": ("-t", "rsa", "-b", "3072"),
+}
+
+#: User key types :func:`start_sshd` can generate: name -> ``ssh-keygen`` arguments (passphrase included).
+USER_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
+    "ed25519": ("-t", "ed25519", "-N", ""),
+    "ecdsa": ("-t", "ecdsa", "-b", "256", "-N", ""),
+    "rsa": ("-t", "rsa", "-b", "3072", "-N", ""),
+    "ed25519-encrypted": ("-t", "ed25519", "-N", ENCRYPTED_KEY_PASSPHRASE),
+}
+
+_HOST: Final = "127.0.0.1"
+# How long sshd gets to answer with its banner; generous because CI machines can be slow.
+_START_TIMEOUT: Final = 10.0
+# Retries when another process grabs our free port between our probe and sshd's bind.
+_PORT_ATTEMPTS: Final = 5
+# How long sshd gets to exit after SIGTERM before SIGKILL.
+_STOP_TIMEOUT: Final = 5.0
+# Keywords the harness owns: changing them would make SSHServer lie about where or how the server runs.
+_RESERVED_KEYWORDS: Final = frozenset({"listenaddress", "port", "pidfile", "authorizedkeysfile"})
+_PRIVSEP_DIR: Final = Path("/run/sshd")
+
+
+@dataclasses.dataclass(frozen=True)
+class SSHServer:
+    """A running throwaway sshd, as yielded by :func:`start_sshd`.
+
+    Attributes:
+        host: The address sshd listens on, always ``"127.0.0.1"``.
+        port: The TCP port sshd listens on.
+        username: The user to log in as: the current user.
+        client_key: Path of an unencrypted ed25519 private key that the server accepts.
+        client_keys: Every generated user private key by type name (``"ed25519"``, ``"ecdsa"``, ``"rsa"``,
+            ``"ed25519-encrypted"``, as requested); all are in ``authorized_keys``. The encrypted key's
+            passphrase is :data:`ENCRYPTED_KEY_PASSPHRASE`.
+        known_hosts: Path of a known_hosts file listing all the server's host keys as ``[127.0.0.1]:port``.
+        host_keys: Host private key paths by key type (``"ssh-ed25519"``, ``"ecdsa-sha2-nistp256"``, ...).
+        directory: The temporary directory holding everything; removed when the server stops.
+        config_path: Path of the generated ``sshd_config``.
+        log_path: Path of sshd's log (its stderr, ``LogLevel VERBOSE``).
+        pid: Process id of the listening sshd.
+    """
+
+    host: str
+    port: int
+    username: str
+    client_key: Path
+    client_keys: dict[str, Path]
+    known_hosts: Path
+    host_keys: dict[str, Path]
+    directory: Path
+    config_path: Path
+    log_path: Path
+    pid: int
+
+    def ssh_command(self, *command: str, key: Path | None = None) -> list[str]:
+        """Return an OpenSSH client command line that logs in to this server.
+
+        Handy for comparing trissh with OpenSSH, and for proving the set-up works without trissh.
+
+        Args:
+            command: The remote command and its arguments (none: an interactive session).
+            key: The private key to use; :attr:`client_key` by default.
+        """
+        return [
+            "ssh",
+            "-F", "none",  # ignore the user's ~/.ssh/config: it may set other keys, users or ports
+            "-i", str(key or self.client_key),
+            "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes",
+            "-p", str(self.port),
+            f"{self.username}@{self.host}",
+            *command,
+        ]  # fmt: skip
+
+    def read_log(self) -> str:
+        """Return sshd's log so far (useful in assertion messages)."""
+        return self.log_path.read_text(errors="replace")
+
+
+def sshd_path() -> str:
+    """Return the absolute path of the ``sshd`` binary.
+
+    sshd re-executes itself for every connection, so it refuses to run from a relative path.
+
+    Raises:
+        RuntimeError: sshd is not installed.
+    """
+    candidates = ["/usr/sbin/sshd", shutil.which("sshd"), shutil.which("sshd", path="/usr/local/sbin:/sbin")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    raise RuntimeError(
+        "OpenSSH's sshd was not found (looked in /usr/sbin and on PATH); "
+        "install it with `apt-get install -y openssh-server` (as root)"
+    )
+
+
+def _ssh_keygen_path() -> str:
+    path = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            "ssh-keygen was not found; install it with `apt-get install -y openssh-client` (as root)"
+        )
+    return path
+
+
+@functools.cache
+def _openssh_version(sshd: str) -> tuple[int, int]:
+    """Return sshd's (major, minor) version, or (0, 0) if it cannot be told."""
+    # `sshd -V` is not a real option in older releases, but every release prints its version on a bad option.
+    proc = subprocess.run([sshd, "-V"], capture_output=True, text=True, check=False)
+    match = re.search(r"OpenSSH_(\d+)\.(\d+)", proc.stdout + proc.stderr)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def _free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (sshd may still lose a race for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _generate_keys(
+    keygen: str, directory: Path, host_prefix: str, user_key_types: Sequence[str]
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Generate host and user keys in parallel (RSA generation dominates start-up time otherwise)."""
+    jobs: list[tuple[Path, subprocess.Popen[bytes]]] = []
+
+    def spawn(path: Path, args: Sequence[str]) -> Path:
+        cmd = [keygen, "-q", *args, "-C", f"trissh-test {path.name}", "-f", str(path)]
+        jobs.append((path, subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+        return path
+
+    host_keys = {
+        key_type: spawn(directory / f"{host_prefix}{key_type}", (*args, "-N", ""))
+        for key_type, args in HOST_KEY_TYPES.items()
+    }
+    user_keys = {name: spawn(directory / f"user_{name}", USER_KEY_TYPES[name]) for name in user_key_types}
+    failures = []
+    for path, proc in jobs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            failures.append(f"{path.name}: {err.decode(errors='replace').strip()}")
+    if failures:
+        raise RuntimeError("ssh-keygen failed: " + "; ".join(failures))
+    return host_keys, user_keys
+
+
+def _split(line: str) -> tuple[str, str]:
+    """Split an sshd_config line into (lower-cased keyword, arguments); ('', '') for blanks and comments."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith("#"):
+        return "", ""
+    # sshd accepts both "Keyword value" and "Keyword=value".
+    match = re.match(r"(\S+?)(?:\s*=\s*|\s+)(.*)", stripped)
+    keyword, arguments = (match[1], match[2]) if match else (stripped, "")
+    return keyword.lower(), arguments
+
+
+def _keyword(line: str) -> str:
+    return _split(line)[0]
+
+
+def _render_config(
+    *, port: int, directory: Path, host_keys: dict[str, Path], extra_config: Sequence[str], sshd: str
+) -> str:
+    """Build sshd_config text: caller lines, then the defaults they did not override, then Match blocks."""
+    lines = [line for chunk in extra_config for line in chunk.splitlines()]
+    match_at = next((i for i, line in enumerate(lines) if _keyword(line) == "match"), len(lines))
+    head, match_blocks = lines[:match_at], lines[match_at:]
+    overridden = {_keyword(line) for line in head} - {""}
+    if reserved := overridden & _RESERVED_KEYWORDS:
+        raise ValueError(f"extra_config may not set {sorted(reserved)}: start_sshd manages them")
+    # sshd ignores every SetEnv line after the first, so caller variables join HOME on one line; later
+    # assignments win, so the caller may even replace HOME.
+    caller_env = [_split(line)[1] for line in head if _keyword(line) == "setenv"]
+    setenv = " ".join([f"HOME={directory}", *caller_env])
+    head = [line for line in head if _keyword(line) != "setenv"]
+
+    defaults = [
+        f"ListenAddress {_HOST}",
+        f"Port {port}",
+        f"PidFile {directory / 'sshd.pid'}",
+        f"AuthorizedKeysFile {directory / 'authorized_keys'}",
+        "StrictModes no",  # the temp dir lives under /tmp, whose ownership sshd would otherwise reject
+        "UsePAM no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",  # test runs often are root (containers, CI)
+        "PermitUserRC no",  # ~/.ssh/rc of the real user must not run
+        "PrintMotd no",
+        "PrintLastLog no",
+        "UseDNS no",
+        "LogLevel VERBOSE",
+        "MaxStartups 2000:30:4000",  # benchmarks open many connections at once
+        "MaxSessions 1000",
+        "Subsystem sftp internal-sftp",  # in-process, so it does not depend on a sftp-server binary's path
+    ]
+    if _openssh_version(sshd) >= (9, 8):
+        # Penalties would throttle tests that fail authentication or drop connections on purpose.
+        defaults.append("PerSourcePenalties no")
+    kept = [line for line in defaults if _keyword(line) not in overridden]
+    host_key_lines = [f"HostKey {path}" for path in host_keys.values()]  # HostKey accumulates: always ours
+    body = ["# Generated by trissh.testing.start_sshd", *head, *host_key_lines, *kept, f"SetEnv {setenv}"]
+    return "\n".join([*body, *match_blocks, ""])
+
+
+def _read_banner(port: int, timeout: float) -> bytes:
+    with socket.create_connection((_HOST, port), timeout=timeout) as sock:
+        data = b""
+        while b"\n" not in data and len(data) < 256:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _log_tail(log_path: Path, lines: int = 30) -> str:
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+class _PortInUse(Exception):
+    """sshd could not bind its port: pick another and try again."""
+
+
+def _pid_file_names(pid_file: Path, pid: int) -> bool:
+    try:
+        return pid_file.read_text().strip() == str(pid)
+    except OSError:
+        return False
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, pid_file: Path, log_path: Path) -> None:
+    """Wait until *our* sshd answers on ``port``.
+
+    sshd writes its pid file only after binding, so the pid check rules out a stranger that grabbed the port
+    between :func:`_free_port` and sshd's bind (and happens to speak SSH).
+    """
+    deadline = time.monotonic() + _START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            tail = _log_tail(log_path)
+            if "Address already in use" in tail:
+                raise _PortInUse(tail)
+            raise RuntimeError(f"sshd exited with status {proc.returncode} on start-up; log tail:\n{tail}")
+        if _pid_file_names(pid_file, proc.pid):
+            with contextlib.suppress(OSError):
+                if _read_banner(port, timeout=1.0).startswith(b"SSH-2.0-"):
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"sshd did not answer with an SSH-2.0 banner on {_HOST}:{port} within {_START_TIMEOUT} s; "
+                f"log tail:\n{_log_tail(log_path)}"
+            )
+        time.sleep(0.01)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the process ids of all descendants of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue  # the process exited while we looked
+            # The command name (field 2) may contain spaces and parentheses; the ppid follows the last ')'.
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie counts as gone: it only waits for its parent to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _signal_all(pids: Sequence[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop sshd and everything it started: per-connection sshd processes and the commands they run.
+
+    Those run in sessions of their own and outlive the listener, so they are listed before it goes away.
+    """
+    leftovers = _descendants(proc.pid)
+    if proc.poll() is None:
+        proc.terminate()
+    _signal_all(leftovers, signal.SIGTERM)
+    try:
+        proc.wait(timeout=_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    # They are not our children, so poll rather than wait.
+    deadline = time.monotonic() + _STOP_TIMEOUT
+    while (leftovers := [pid for pid in leftovers if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _signal_all(leftovers, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def start_sshd(
+    *,
+    extra_config: Sequence[str] = (),
+    directory: Path | None = None,
+    user_key_types: Sequence[str] = ("ed25519",),
+) -> Iterator[SSHServer]:
+    """Run a throwaway OpenSSH server on 127.0.0.1 with fresh keys, for the duration of a ``with`` block.
+
+    Example::
+
+        with start_sshd() as server:
+            async with trissh.connect(
+                server.host, server.port, username=server.username,
+                client_keys=[server.client_key], known_hosts=server.known_hosts,
+            ) as conn:
+                ...
+
+    Args:
+        extra_config: sshd_config lines. They take precedence over the defaults (a default is dropped when a
+            line sets the same keyword); ``SetEnv`` values are merged with the default ``HOME``; ``Match``
+            blocks go at the end. ``ListenAddress``, ``Port``, ``PidFile`` and ``AuthorizedKeysFile`` are
+            reserved. Note that with ``LogLevel DEBUG`` or higher, sshd also writes debug lines to commands'
+            stderr.
+        directory: Where to create the temporary directory (the system default if None).
+        user_key_types: User keys to generate, from :data:`USER_KEY_TYPES`; ``"ed25519"`` is always generated.
+
+    Yields:
+        The running server. On exit (also on exceptions and KeyboardInterrupt) sshd and every process it
+        started are stopped and the temporary directory is removed.
+
+    Raises:
+        RuntimeError: sshd or ssh-keygen is missing, or sshd did not start (the message has its log's tail).
+        ValueError: an unknown user key type or a reserved keyword in ``extra_config``.
+    """
+    unknown = set(user_key_types) - set(USER_KEY_TYPES)
+    if unknown:
+        raise ValueError(f"unknown user key types {sorted(unknown)}; choose from {sorted(USER_KEY_TYPES)}")
+    key_types = ["ed25519", *(name for name in dict.fromkeys(user_key_types) if name != "ed25519")]
+    sshd = sshd_path()
+    keygen = _ssh_keygen_path()
+    # Validate extra_config before spending time on keys.
+    _render_config(port=0, directory=Path("/"), host_keys={}, extra_config=extra_config, sshd=sshd)
+
+    # mkdtemp creates the directory with mode 0700, so other users cannot read the private keys.
+    tmp = Path(tempfile.mkdtemp(prefix="trissh-sshd-", dir=directory))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        host_keys, client_keys = _generate_keys(keygen, tmp, "host_", key_types)
+        (tmp / "authorized_keys").write_text(
+            "".join(Path(f"{path}.pub").read_text() for path in client_keys.values())
+        )
+        with contextlib.suppress(PermissionError):  # not root: sshd will explain what it needs
+            _PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+        config_path = tmp / "sshd_config"
+        log_path = tmp / "sshd.log"
+        for attempt in range(_PORT_ATTEMPTS):
+            port = _free_port()
+            config_path.write_text(
+                _render_config(
+                    port=port, directory=tmp, host_keys=host_keys, extra_config=extra_config, sshd=sshd
+                )
+            )
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(
+                    [sshd, "-D", "-e", "-f", str(config_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    # Its own session: a Ctrl-C in the terminal reaches only us, and we stop sshd in order.
+                    start_new_session=True,
+                )
+            try:
+                _wait_until_ready(proc, port, tmp / "sshd.pid", log_path)
+                break
+            except _PortInUse:
+                if attempt == _PORT_ATTEMPTS - 1:
+                    raise RuntimeError(
+                        f"sshd could not bind a free port in {_PORT_ATTEMPTS} attempts; "
+                        f"log tail:\n{_log_tail(log_path)}"
+                    ) from None
+        assert proc is not None
+        known_hosts = tmp / "known_hosts"
+        known_hosts.write_text(
+            "".join(
+                f"[{_HOST}]:{port} " + " ".join(Path(f"{path}.pub").read_text().split()[:2]) + "\n"
+                for path in host_keys.values()
+            )
+        )
+        yield SSHServer(
+            host=_HOST,
+            port=port,
+            username=getpass.getuser(),
+            client_key=client_keys["ed25519"],
+            client_keys=client_keys,
+            known_hosts=known_hosts,
+            host_keys=host_keys,
+            directory=tmp,
+            config_path=config_path,
+            log_path=log_path,
+            pid=proc.pid,
+        )
+    finally:
+        try:
+            if proc is not None:
+                _stop(proc)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
