@@ -6,7 +6,7 @@ import hashlib
 import math
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,14 @@ async def test_kex_names(sshd: SSHServer, kex: str) -> None:
 
 @pytest.mark.parametrize(
     "host_key_alg",
-    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"],
+    [
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+    ],
 )
 async def test_host_key_algorithms(sshd: SSHServer, host_key_alg: str) -> None:
     """RFC 8709, RFC 5656 §3, RFC 8332: every host key type sshd offers, forced one at a time."""
@@ -157,19 +164,18 @@ async def test_host_key_algorithms(sshd: SSHServer, host_key_alg: str) -> None:
 
 
 async def test_open_process_streams(sshd: SSHServer) -> None:
-    async with connect(sshd) as conn:
-        async with conn.open_process("cat; echo bye >&2; exit 5") as proc:
-            assert isinstance(proc.stdin, trio.abc.SendStream)
-            assert isinstance(proc.stdout, trio.abc.ReceiveStream)
-            for i in range(5):
-                line = f"line {i}\n".encode()
-                await proc.stdin.send_all(line)
-                assert await proc.stdout.receive_some() == line
-            await proc.stdin.send_eof()
-            assert await proc.stdout.receive_some() == b""
-            assert await proc.stderr.receive_some() == b"bye\n"
-            assert await proc.wait() == 5
-            assert proc.returncode == 5
+    async with connect(sshd) as conn, conn.open_process("cat; echo bye >&2; exit 5") as proc:
+        assert isinstance(proc.stdin, trio.abc.SendStream)
+        assert isinstance(proc.stdout, trio.abc.ReceiveStream)
+        for i in range(5):
+            line = f"line {i}\n".encode()
+            await proc.stdin.send_all(line)
+            assert await proc.stdout.receive_some() == line
+        await proc.stdin.send_eof()
+        assert await proc.stdout.receive_some() == b""
+        assert await proc.stderr.receive_some() == b"bye\n"
+        assert await proc.wait() == 5
+        assert proc.returncode == 5
 
 
 async def test_many_processes_at_once(sshd: SSHServer) -> None:
@@ -345,7 +351,7 @@ async def test_tampered_stream_raises_protocol_error(sshd: SSHServer, make_proxy
     """One flipped bit in the server's stream fails the MAC/tag check: ProtocolError, not data."""
     proxy = await make_proxy((sshd.host, sshd.port), fault=FlipBit(offset, bit=3))
     async with connect(sshd, host=proxy.host, port=proxy.port) as conn:
-        with pytest.raises(trissh.ProtocolError, match="tag|MAC"):
+        with pytest.raises(trissh.ProtocolError, match=r"tag|MAC"):
             await conn.run("head -c 8388608 /dev/zero")
         with pytest.raises(trissh.ProtocolError):
             await conn.run("true")  # the error is sticky
@@ -356,18 +362,15 @@ async def test_server_killed_mid_transfer(tmp_path: Path) -> None:
     from trissh.testing import _descendants
 
     with start_sshd() as server:
-        async with connect(server) as conn:
-            async with conn.open_process("head -c 1073741824 /dev/zero") as proc:
-                assert await proc.stdout.receive_some()
-                for pid in [*_descendants(server.pid), server.pid]:
-                    try:
-                        os.kill(pid, 9)
-                    except ProcessLookupError:
+        async with connect(server) as conn, conn.open_process("head -c 1073741824 /dev/zero") as proc:
+            assert await proc.stdout.receive_some()
+            for pid in [*_descendants(server.pid), server.pid]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+            with trio.fail_after(10):
+                with pytest.raises(trissh.ConnectionLost):
+                    while await proc.stdout.receive_some():
                         pass
-                with trio.fail_after(10):
-                    with pytest.raises(trissh.ConnectionLost):
-                        while await proc.stdout.receive_some():
-                            pass
 
 
 async def _junk_lines(stream: trio.SocketStream) -> None:
@@ -398,12 +401,16 @@ async def _huge_packet(stream: trio.SocketStream) -> None:
         (_huge_packet, trissh.ProtocolError, "exceeds the maximum"),
     ],
 )
-async def test_bad_servers_end_with_clear_errors(make_proxy: Any, handler: Any, error: type, match: str) -> None:
+async def test_bad_servers_end_with_clear_errors(
+    make_proxy: Any, handler: Any, error: type, match: str
+) -> None:
     """RFC 4253 §4.2 and §6.1 bounds: junk, endless lines, silence, absurd lengths."""
     proxy = await make_proxy(handler=handler)
     with trio.fail_after(5):
         with pytest.raises(error, match=match):
-            async with trissh.connect(proxy.host, proxy.port, known_hosts=None, client_keys=[], connect_timeout=1):
+            async with trissh.connect(
+                proxy.host, proxy.port, known_hosts=None, client_keys=[], connect_timeout=1
+            ):
                 pass
 
 
