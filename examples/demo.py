@@ -6,7 +6,7 @@ Usage::
     python examples/demo.py user@host[:port] [command...]  # against a real host
 
 The first form needs OpenSSH's sshd installed (scripts/demo installs it when run as root). The second uses
-trissh's defaults: your agent and ~/.ssh keys, ~/.ssh/known_hosts and ~/.ssh/config; the exit status is the
+trissh's defaults: your ~/.ssh/id_ed25519, id_ecdsa or id_rsa key and ~/.ssh/known_hosts; the exit status is the
 remote command's.
 """
 
