@@ -291,13 +291,28 @@ class SSHClientTransport:
         the packet waits in the queue and goes out after NEWKEYS.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        await self.wait_queue_space()
+        self.queue_packet(payload)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    @property
+    def queue_full(self) -> bool:
+        """Whether senders should wait (see :meth:`wait_queue_space`) before queueing more."""
+        return self._queued_bytes >= QUEUE_HIGH_WATER
+
+    async def wait_queue_space(self) -> None:
+        """Wait until the send queue is below its high-water mark (no checkpoint if it already is)."""
         while self._queued_bytes >= QUEUE_HIGH_WATER and self.error is None:
             await self._queue_space.park()
+        self._raise_if_failed()
+
+    def queue_packet(self, payload: bytes) -> None:
+        """Queue one packet without waiting. For senders that batch several packets
+        between checkpoints; they must respect :attr:`queue_full` themselves."""
         self._raise_if_failed()
         self._queue_send.send_nowait(payload)
         self._queued_bytes += len(payload)
         self._wake_writer.set()
-        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def send_packet_nowait(self, payload: bytes) -> None:
         """Queue a packet without waiting: for replies sent from the reader task.

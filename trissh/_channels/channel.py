@@ -46,6 +46,8 @@ log = logging.getLogger("trissh.channel")
 INITIAL_WINDOW: Final = 2 * 1024 * 1024
 #: The largest data packet we accept; 32 KiB is what OpenSSH uses and allows.
 MAX_PACKET: Final = 32 * 1024
+#: The most one read of a channel stream returns when the caller sets no limit.
+MAX_READ: Final = 256 * 1024
 #: The largest data packet we send, whatever the server allows.
 MAX_SEND_PACKET: Final = 32 * 1024
 
@@ -223,14 +225,27 @@ class Channel:
             )
 
     def take(self, stream: int, max_bytes: int | None) -> bytes | None:
-        """Up to ``max_bytes`` buffered bytes of ``stream``, or None if none is buffered."""
+        """Up to ``max_bytes`` (default :data:`MAX_READ`) buffered bytes of ``stream``, or None if none.
+
+        Several received packets are joined into one chunk: a consumer pays
+        one trip through the event loop per read, not per packet.
+        """
         buffer = self.buffers[stream]
         if not buffer:
             return None
+        limit = MAX_READ if max_bytes is None else max_bytes
         chunk = buffer.popleft()
-        if max_bytes is not None and len(chunk) > max_bytes:
-            buffer.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
+        if len(chunk) < limit and buffer:
+            parts = [chunk]
+            size = len(chunk)
+            while buffer and size + len(buffer[0]) <= limit:
+                part = buffer.popleft()
+                parts.append(part)
+                size += len(part)
+            chunk = b"".join(parts)
+        if len(chunk) > limit:
+            buffer.appendleft(chunk[limit:])
+            chunk = chunk[:limit]
         self.buffered[stream] -= len(chunk)
         if not self.collect:
             self.consumed(len(chunk))
@@ -257,22 +272,33 @@ class Channel:
             raise trio.ClosedResourceError(f"channel {self.local_id}: EOF already sent")
 
     async def send_data(self, data: bytes | bytearray | memoryview, stream: int = 0) -> None:
-        """Send ``data``, waiting for window as needed. Whole or error; never partial silently."""
-        view = memoryview(data)
+        """Send ``data``, waiting for window as needed.
+
+        Packets are queued in a batch without yielding in between (the writer
+        then seals and sends them in one write); the lock is the checkpoint.
+
+        .. warning:: If cancelled while waiting for window, part of ``data``
+           may have been sent; as with any Trio stream, the stream should then
+           be considered broken.
+        """
+        view = memoryview(data).cast("B")
+        transport = self.transport
         async with self._send_lock:
             while view:
                 self._check_sendable()
                 if self.send_window <= 0:
                     await self._window_waiters.park()
                     continue
+                if transport.queue_full:
+                    await transport.wait_queue_space()
+                    continue
                 size = min(len(view), self.send_window, self.send_max_packet, MAX_SEND_PACKET)
-                chunk = bytes(view[:size])
                 if stream:
                     header = _EXT_DATA_HEADER.pack(msg.CHANNEL_EXTENDED_DATA, self.remote_id, stream, size)
                 else:
                     header = _DATA_HEADER.pack(msg.CHANNEL_DATA, self.remote_id, size)
                 self.send_window -= size
-                await self.transport.send_packet(header + chunk)
+                transport.queue_packet(header + view[:size])
                 view = view[size:]
 
     async def wait_send_window(self) -> None:
