@@ -452,12 +452,6 @@ def test_guess_was_wrong(
     assert negotiate(ours, theirs, AEAD, initial=True).guess_was_wrong is wrong
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: negotiate() judges the server's guess against the negotiated algorithm, but RFC 4253 §7 "
-    "says the guess is wrong when 'server and client have different preferred algorithm' "
-    "(OpenSSH kex.c proposals_match compares the first entries of both lists)",
-)
 def test_guess_is_wrong_when_preferred_algorithms_differ() -> None:
     """RFC 4253 §7: the client prefers k2 (which the server lacks), the server prefers k1; k1 is
     negotiated, but the preferred algorithms differ, so a guessing server treats its guess as

@@ -648,12 +648,6 @@ def test_wrongly_guessed_kex_packet_is_ignored() -> None:
     assert [type(e) for e in events] == [HostKeyReceived, KexComplete]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: negotiate() calls a guess wrong only when the server's first kex/host key algorithm "
-    "differs from the negotiated one; RFC 4253 §7 (and OpenSSH proposals_match) compare the two "
-    "sides' first algorithms, so the guessed packet is processed instead of ignored",
-)
 def test_guess_is_wrong_when_preferred_algorithms_differ() -> None:
     """RFC 4253 §7: "the guess is considered wrong if ... server and client have different preferred
     algorithm". Client prefers an algorithm the server lacks; server's first is the one negotiated.
@@ -840,13 +834,6 @@ def test_rekey_bytes_outgoing() -> None:
     assert link.state.kex_state is KexState.IDLE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TransportState._check_rekey_limits checks only bytes_since_rekey; packets_since_rekey "
-    "is counted by PacketWriter/PacketReader (whose docstring says rekey limits are measured against it) "
-    "but never checked, so with a large rekey_bytes the sequence number - chacha20-poly1305's nonce - "
-    "wraps under one key; RFC 4344 §3.1 asks for a rekey at least every 2**32 packets",
-)
 def test_rekey_before_sequence_numbers_wrap() -> None:
     """RFC 4344 §3.1: rekey at least once every 2**32 outgoing packets (OpenSSH: every 2**31)."""
     link = established(rekey_bytes=1 << 62)

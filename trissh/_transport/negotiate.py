@@ -187,10 +187,15 @@ def negotiate(
         ours.compression_s2c,
         (theirs.ciphers_s2c, theirs.macs_s2c, theirs.compression_s2c),
     )
-    # RFC 4253 §7: the server's guessed first kex packet is wrong unless its
-    # first kex and host key algorithms are the ones negotiated.
+    # RFC 4253 §7: the server's guessed first kex packet is right only when both
+    # sides put the same kex and host key algorithms first (OpenSSH: proposals_match).
     guess_wrong = theirs.first_kex_packet_follows and (
-        not theirs.kex or theirs.kex[0] != kex or not theirs.host_key or theirs.host_key[0] != host_key
+        not theirs.kex
+        or not ours.kex
+        or theirs.kex[0] != ours.kex[0]
+        or not theirs.host_key
+        or not ours.host_key
+        or theirs.host_key[0] != ours.host_key[0]
     )
     return Negotiated(
         kex,

@@ -68,6 +68,10 @@ log = logging.getLogger("trissh.transport")
 # cap that issue-level defaults apply on top of RFC 4344's per-cipher limits.
 DEFAULT_REKEY_BYTES: Final = 1 << 30
 
+# RFC 4344 §3.1 asks for a new key before 2**32 packets under one key (the
+# sequence number is chacha20-poly1305's nonce); OpenSSH rekeys at 2**31.
+MAX_PACKETS_PER_KEY: Final = 1 << 31
+
 _AEAD_CIPHERS: Final = frozenset(name for name, spec in ciphers.CIPHERS.items() if spec.aead)
 
 
@@ -497,5 +501,7 @@ class TransportState:
         if self.kex_state is KexState.IDLE and (
             self._writer.bytes_since_rekey >= self.rekey_bytes
             or self._reader.bytes_since_rekey >= self.rekey_bytes
+            or self._writer.packets_since_rekey >= MAX_PACKETS_PER_KEY
+            or self._reader.packets_since_rekey >= MAX_PACKETS_PER_KEY
         ):
             self.start_rekey()
