@@ -685,7 +685,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     k_s = string("ssh-ed25519") + string(host_key.public_key().public_bytes_raw())
     ephemeral = x25519.X25519PrivateKey.from_private_bytes(hashlib.sha256(b"server ephemeral").digest())
     q_s = ephemeral.public_key().public_bytes_raw()
-    raw_k = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(q_c))
+    raw_k = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(bytes(q_c)))
     k = mpint(int.from_bytes(raw_k, "big"))
     h = hashlib.sha256(
         string(v_c) + string(v_s) + string(i_c) + string(i_s) + string(k_s) + string(q_c) + string(q_s) + k
@@ -754,7 +754,7 @@ def test_signature_over_a_different_hash_is_refused() -> None:
     k_s = string("ssh-ed25519") + string(host_key.public_key().public_bytes_raw())
     ephemeral = x25519.X25519PrivateKey.from_private_bytes(bytes(range(32)))
     q_s = ephemeral.public_key().public_bytes_raw()
-    k = mpint(int.from_bytes(ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(q_c)), "big"))
+    k = mpint(int.from_bytes(ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(bytes(q_c))), "big"))
     wrong_h = hashlib.sha256(
         string(v_c) + string(i_c) + string(i_s) + string(k_s) + string(q_c) + string(q_s) + k
     ).digest()

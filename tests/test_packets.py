@@ -324,7 +324,7 @@ def seal_each(writer: PacketWriter, payloads: list[bytes]) -> list[bytes]:
     packets = []
     for payload in payloads:
         writer.write(payload)
-        packets.append(writer.take())
+        packets.append(bytes(writer.take()))
     return packets
 
 

@@ -76,7 +76,7 @@ CLOSE_FLUSH_TIMEOUT: Final = 5.0
 # command of most connections, without this.
 _TCP_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
 
-PacketHandler = Callable[[int, bytes], None]
+PacketHandler = Callable[[int, bytes | memoryview], None]
 CloseCallback = Callable[[SSHError], None]
 
 
@@ -241,7 +241,7 @@ class SSHClientTransport:
                 try:
                     data = self.state.data_to_send()
                     if data:
-                        await self.stream.send_all(data)
+                        await self.stream.send_all(memoryview(data))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
                     pass
         self._shut_down()
@@ -350,7 +350,7 @@ class SSHClientTransport:
                 self._queue_space.unpark_all()
             data = state.data_to_send()
             if data:
-                await self.stream.send_all(data)
+                await self.stream.send_all(memoryview(data))
                 continue
             self._writer_idle.set()
             await self._wake_writer.wait()
@@ -401,7 +401,7 @@ class SSHClientTransport:
         if kind >= 80 and not self.authenticated:
             # CVE-2023-46446: connection messages before authentication has succeeded.
             raise ProtocolError(f"{msg.message_name(kind)} received before authentication succeeded")
-        await self._incoming_send.send(event.payload)
+        await self._incoming_send.send(bytes(event.payload))
 
     def set_packet_handler(self, handler: PacketHandler | None) -> None:
         """Deliver service packets to ``handler`` (called in the reader task) from now on."""

@@ -40,7 +40,7 @@ from typing import Final
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
@@ -96,12 +96,19 @@ def _check_length(length: int, block: int, extra: int) -> None:
         raise PacketError(f"packet length {length} is not a valid multiple of the block size {block}")
 
 
-def _payload(plain: bytes | memoryview, length: int) -> bytes:
-    """Strip padding_length byte and padding from ``padding_length || payload || padding``."""
+def _payload(plain: bytes | memoryview, length: int) -> memoryview:
+    """Strip padding_length byte and padding from ``padding_length || payload || padding``.
+
+    Returns a view, not a copy: the payload of a data packet is copied once,
+    when a consumer takes it.
+    """
     pad = plain[0]
     if pad < 4 or pad > length - 1:
         raise PacketError(f"invalid padding length {pad} in a packet of length {length}")
-    return bytes(plain[1 : length - pad])
+    return memoryview(plain)[1 : length - pad]
+
+
+Buffer = bytes | bytearray | memoryview
 
 
 class Sealer(ABC):
@@ -111,8 +118,14 @@ class Sealer(ABC):
     mac_size: int = 0
 
     @abstractmethod
-    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
-        """The whole wire packet for ``payload`` sent with sequence number ``seq``."""
+    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
+        """Append the whole wire packet for ``payload`` (sequence number ``seq``) to ``out``."""
+
+    def seal(self, seq: int, payload: Buffer) -> bytes:
+        """The whole wire packet for ``payload``, as bytes (see :meth:`seal_into`)."""
+        out = bytearray()
+        self.seal_into(seq, payload, out)
+        return bytes(out)
 
 
 class Opener(ABC):
@@ -126,8 +139,8 @@ class Opener(ABC):
         """The packet's total size on the wire, MAC included. Raises PacketError."""
 
     @abstractmethod
-    def open(self, seq: int, packet: memoryview) -> bytes:
-        """The payload of the complete wire ``packet``. Raises PacketError."""
+    def open(self, seq: int, packet: memoryview) -> bytes | memoryview:
+        """The payload of the complete wire ``packet`` (a view into fresh plaintext). Raises PacketError."""
 
 
 # --- no protection (before the first NEWKEYS) --------------------------------
@@ -137,9 +150,11 @@ class _PlainSealer(Sealer):
     def __init__(self, random: Callable[[int], bytes]) -> None:
         self._random = random
 
-    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
         pad = _padding_length(5 + len(payload), 8)
-        return _U32_U8.pack(1 + len(payload) + pad, pad) + bytes(payload) + self._random(pad)
+        out += _U32_U8.pack(1 + len(payload) + pad, pad)
+        out += payload
+        out += self._random(pad)
 
 
 class _PlainOpener(Opener):
@@ -150,8 +165,9 @@ class _PlainOpener(Opener):
         _check_length(length, 8, 4)
         return 4 + length
 
-    def open(self, seq: int, packet: memoryview) -> bytes:
-        return _payload(packet[4:], len(packet) - 4)
+    def open(self, seq: int, packet: memoryview) -> memoryview:
+        # The packet is a view into the receive buffer, which is about to change: copy.
+        return _payload(bytes(packet[4:]), len(packet) - 4)
 
 
 def plain_sealer(random: Callable[[int], bytes] = os.urandom) -> Sealer:
@@ -165,47 +181,59 @@ def plain_opener() -> Opener:
 # --- chacha20-poly1305@openssh.com ---------------------------------------------
 
 
-def _chacha(key: bytes, seq: int) -> Cipher[None]:
+def _chacha_nonce(seq: int) -> bytes:
     # cryptography takes a 16-byte IV: a 64-bit little-endian block counter
     # (starting at 0) followed by OpenSSH's 64-bit nonce, the sequence number.
-    return Cipher(algorithms.ChaCha20(key, b"\x00" * 8 + _U64.pack(seq)), mode=None)
+    return b"\x00" * 8 + _U64.pack(seq)
+
+
+def _chacha_context(key: bytes) -> CipherContext:
+    # One context per key, re-aimed with reset_nonce() per packet: building a
+    # new Cipher per packet costs more than the encryption of a small one.
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
 
 
 class _ChaChaSealer(Sealer):
     mac_size = 16
 
     def __init__(self, key: bytes, random: Callable[[int], bytes]) -> None:
-        self._main_key = key[:32]  # K_2: payload and Poly1305 key
-        self._header_key = key[32:64]  # K_1: the length field only
+        self._main = _chacha_context(key[:32])  # K_2: payload and Poly1305 key
+        self._header = _chacha_context(key[32:64])  # K_1: the length field only
         self._random = random
 
-    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
         pad = _padding_length(1 + len(payload), 8)
-        length = 1 + len(payload) + pad
-        enc_length = _chacha(self._header_key, seq).encryptor().update(_U32.pack(length))
-        stream = _chacha(self._main_key, seq).encryptor()
-        poly_key = stream.update(_ZERO_BLOCK)[:32]  # block 0 keys Poly1305; the body starts at block 1
-        body = stream.update(bytes((pad,)) + bytes(payload) + self._random(pad))
-        data = enc_length + body
-        return data + Poly1305.generate_tag(poly_key, data)
+        nonce = _chacha_nonce(seq)
+        self._header.reset_nonce(nonce)
+        enc_length = self._header.update(_U32.pack(1 + len(payload) + pad))
+        main = self._main
+        main.reset_nonce(nonce)
+        poly = Poly1305(main.update(_ZERO_BLOCK)[:32])  # block 0 keys Poly1305; the body starts at block 1
+        body = main.update(b"".join((bytes((pad,)), payload, self._random(pad))))
+        poly.update(enc_length)
+        poly.update(body)
+        out += enc_length
+        out += body
+        out += poly.finalize()
 
 
 class _ChaChaOpener(Opener):
     header_size = 4
 
     def __init__(self, key: bytes) -> None:
-        self._main_key = key[:32]
-        self._header_key = key[32:64]
+        self._main = _chacha_context(key[:32])
+        self._header = _chacha_context(key[32:64])
 
     def packet_size(self, seq: int, header: memoryview) -> int:
-        plain = _chacha(self._header_key, seq).decryptor().update(header[:4])
-        length: int = _U32.unpack(plain)[0]
+        self._header.reset_nonce(_chacha_nonce(seq))
+        length: int = _U32.unpack(self._header.update(header[:4]))[0]
         _check_length(length, 8, 0)
         return 4 + length + 16
 
-    def open(self, seq: int, packet: memoryview) -> bytes:
-        stream = _chacha(self._main_key, seq).decryptor()
-        poly_key = stream.update(_ZERO_BLOCK)[:32]
+    def open(self, seq: int, packet: memoryview) -> memoryview:
+        main = self._main
+        main.reset_nonce(_chacha_nonce(seq))
+        poly_key = main.update(_ZERO_BLOCK)[:32]
         try:
             Poly1305.verify_tag(poly_key, packet[:-16], bytes(packet[-16:]))
         except InvalidSignature:
@@ -213,7 +241,7 @@ class _ChaChaOpener(Opener):
                 f"packet {seq}: chacha20-poly1305 tag check failed (corrupted or tampered)",
                 DisconnectReason.MAC_ERROR,
             ) from None
-        return _payload(stream.update(packet[4:-16]), len(packet) - 20)
+        return _payload(main.update(packet[4:-16]), len(packet) - 20)
 
 
 # --- AES-GCM (aes128-gcm@openssh.com, aes256-gcm@openssh.com) -----------------
@@ -242,11 +270,12 @@ class _GcmSealer(Sealer):
         self._nonce = _GcmNonce(iv)
         self._random = random
 
-    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
         pad = _padding_length(1 + len(payload), 16)
         length = _U32.pack(1 + len(payload) + pad)
-        body = bytes((pad,)) + bytes(payload) + self._random(pad)
-        return length + self._aead.encrypt(self._nonce.next(), body, length)
+        body = b"".join((bytes((pad,)), payload, self._random(pad)))
+        out += length
+        out += self._aead.encrypt(self._nonce.next(), body, length)
 
 
 class _GcmOpener(Opener):
@@ -261,7 +290,7 @@ class _GcmOpener(Opener):
         _check_length(length, 16, 0)
         return 4 + length + 16
 
-    def open(self, seq: int, packet: memoryview) -> bytes:
+    def open(self, seq: int, packet: memoryview) -> memoryview:
         try:
             plain = self._aead.decrypt(self._nonce.next(), packet[4:], packet[:4])
         except InvalidTag:
@@ -311,15 +340,19 @@ class _CtrSealer(Sealer):
         self.mac_size = mac.size
         self._random = random
 
-    def seal(self, seq: int, payload: bytes | bytearray | memoryview) -> bytes:
+    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
         if self._etm:
             pad = _padding_length(1 + len(payload), 16)
             length = _U32.pack(1 + len(payload) + pad)
-            body = self._encryptor.update(bytes((pad,)) + bytes(payload) + self._random(pad))
-            return length + body + self._mac.compute(seq, length, body)
+            body = self._encryptor.update(b"".join((bytes((pad,)), payload, self._random(pad))))
+            out += length
+            out += body
+            out += self._mac.compute(seq, length, body)
+            return
         pad = _padding_length(5 + len(payload), 16)
-        plain = _U32_U8.pack(1 + len(payload) + pad, pad) + bytes(payload) + self._random(pad)
-        return self._encryptor.update(plain) + self._mac.compute(seq, plain)
+        plain = b"".join((_U32_U8.pack(1 + len(payload) + pad, pad), payload, self._random(pad)))
+        out += self._encryptor.update(plain)
+        out += self._mac.compute(seq, plain)
 
 
 class _CtrOpener(Opener):
@@ -342,7 +375,7 @@ class _CtrOpener(Opener):
             _check_length(length, 16, 4)
         return 4 + length + self._mac.size
 
-    def open(self, seq: int, packet: memoryview) -> bytes:
+    def open(self, seq: int, packet: memoryview) -> memoryview:
         size = self._mac.size
         length = len(packet) - 4 - size
         if self._etm:

@@ -69,7 +69,7 @@ class KexMethod(ABC):
         """The payload of the client's first key exchange message."""
 
     @abstractmethod
-    def receive(self, payload: bytes) -> bytes | KexResult:
+    def receive(self, payload: bytes | memoryview) -> bytes | KexResult:
         """Handle one server message: the next payload to send, or the result."""
 
 
@@ -86,7 +86,7 @@ class Curve25519Kex(KexMethod):
     def start(self) -> bytes:
         return byte(msg.KEX_ECDH_INIT) + string(self._public)
 
-    def receive(self, payload: bytes) -> KexResult:
+    def receive(self, payload: bytes | memoryview) -> KexResult:
         if payload[0] != msg.KEX_ECDH_REPLY:
             raise ProtocolError(
                 f"{self.name}: expected KEX_ECDH_REPLY, got {msg.message_name(payload[0])}",

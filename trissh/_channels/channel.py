@@ -79,7 +79,7 @@ class Channel:
         self.receive_window = INITIAL_WINDOW
         self._consumed = 0  # bytes taken by consumers since the last adjust
         #: Received data per stream (0 = normal data, 1 = stderr); bounded by the window.
-        self.buffers: dict[int, deque[bytes]] = {0: deque(), EXTENDED_DATA_STDERR: deque()}
+        self.buffers: dict[int, deque[bytes | memoryview]] = {0: deque(), EXTENDED_DATA_STDERR: deque()}
         self.buffered: dict[int, int] = {0: 0, EXTENDED_DATA_STDERR: 0}
         #: True: count data as consumed on arrival (the caller collects everything).
         self.collect = False
@@ -157,7 +157,7 @@ class Channel:
             raise ProtocolError(f"channel {self.local_id}: server grew our send window past 2^32 - 1")
         self._window_waiters.unpark_all()
 
-    def handle_data(self, stream: int, data: bytes) -> None:
+    def handle_data(self, stream: int, data: bytes | memoryview) -> None:
         size = len(data)
         if self.eof_received or self.close_received.is_set():
             raise ProtocolError(f"channel {self.local_id}: data received after EOF or CLOSE")
@@ -246,6 +246,7 @@ class Channel:
         if len(chunk) > limit:
             buffer.appendleft(chunk[limit:])
             chunk = chunk[:limit]
+        chunk = bytes(chunk)  # the one copy of received data: out of the decrypted packet
         self.buffered[stream] -= len(chunk)
         if not self.collect:
             self.consumed(len(chunk))
@@ -380,7 +381,7 @@ class ChannelMux:
             raise ProtocolError(f"{what} for unknown channel {local_id}")
         return channel
 
-    def handle_packet(self, seq: int, payload: bytes) -> None:
+    def handle_packet(self, seq: int, payload: bytes | memoryview) -> None:
         kind = payload[0]
         if kind == msg.CHANNEL_DATA:
             # The hot path: decode the fixed header directly.

@@ -69,4 +69,4 @@ class PacketReceived(Event):
     """
 
     seq: int
-    payload: bytes
+    payload: bytes | memoryview

@@ -34,9 +34,9 @@ class PacketWriter:
         self.packets_since_rekey = 0
 
     def write(self, payload: bytes | bytearray | memoryview) -> None:
-        packet = self._sealer.seal(self.seq, payload)
-        self.outgoing += packet
-        self.bytes_since_rekey += len(packet)
+        before = len(self.outgoing)
+        self._sealer.seal_into(self.seq, payload, self.outgoing)
+        self.bytes_since_rekey += len(self.outgoing) - before
         self.packets_since_rekey += 1
         self.seq = (self.seq + 1) & _SEQ_MASK
         if self.seq == 0:
@@ -50,10 +50,10 @@ class PacketWriter:
             self.seq = 0
             self.wrapped = False
 
-    def take(self) -> bytes:
-        """Everything sealed so far, emptying the buffer."""
-        data = bytes(self.outgoing)
-        self.outgoing.clear()
+    def take(self) -> bytearray:
+        """Everything sealed so far; the writer starts a new buffer (no copy)."""
+        data = self.outgoing
+        self.outgoing = bytearray()
         return data
 
 
@@ -79,7 +79,7 @@ class PacketReader:
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
 
-    def next_packet(self) -> tuple[int, bytes] | None:
+    def next_packet(self) -> tuple[int, bytes | memoryview] | None:
         """``(seq, payload)`` of the next complete packet, or None if more bytes are needed."""
         buffer = self.buffer
         size = self._pending_size

@@ -220,7 +220,7 @@ class TransportState:
         self._writer.write(payload)
         self._check_rekey_limits()
 
-    def data_to_send(self) -> bytes:
+    def data_to_send(self) -> bytearray:
         """Everything sealed since the last call, in order."""
         return self._writer.take()
 
@@ -286,7 +286,7 @@ class TransportState:
             if event is not None:
                 return event
 
-    def _handle(self, seq: int, payload: bytes) -> Event | None:
+    def _handle(self, seq: int, payload: bytes | memoryview) -> Event | None:
         if not payload:
             raise ProtocolError(f"packet {seq} has an empty payload")
         kind = payload[0]
@@ -341,14 +341,14 @@ class TransportState:
         self.send_unimplemented(seq)
         return None
 
-    def _handle_debug(self, payload: bytes) -> None:
+    def _handle_debug(self, payload: bytes | memoryview) -> None:
         reader = Reader(payload, "DEBUG")
         reader.byte()
         always = reader.boolean()
         text = reader.text()
         log.log(logging.INFO if always else logging.DEBUG, "server debug message: %s", text)
 
-    def _handle_ext_info(self, payload: bytes) -> None:
+    def _handle_ext_info(self, payload: bytes | memoryview) -> None:
         reader = Reader(payload, "EXT_INFO")
         reader.byte()
         count = reader.uint32()
@@ -367,7 +367,8 @@ class TransportState:
         self._writer.write(self._our_kexinit.payload)
         self.kex_state = KexState.KEXINIT_SENT
 
-    def _handle_kexinit(self, seq: int, payload: bytes) -> None:
+    def _handle_kexinit(self, seq: int, view: bytes | memoryview) -> None:
+        payload = bytes(view)  # kept for the exchange hash
         if self.kex_state is KexState.IDLE:
             self._send_kexinit()  # the server started a rekey
         elif self.kex_state is not KexState.KEXINIT_SENT:
@@ -396,7 +397,7 @@ class TransportState:
         self._writer.write(self._kex.start())
         self.kex_state = KexState.EXCHANGING
 
-    def _handle_kex_message(self, payload: bytes) -> Event | None:
+    def _handle_kex_message(self, payload: bytes | memoryview) -> Event | None:
         if self.kex_state is not KexState.EXCHANGING or self._kex is None:
             raise ProtocolError(
                 f"key exchange message {msg.message_name(payload[0])} received "
@@ -477,7 +478,7 @@ class TransportState:
         self._writer.set_sealer(self._pending_keys[0], reset_seq=self.strict_kex)
         self.kex_state = KexState.NEWKEYS_SENT
 
-    def _handle_newkeys(self, payload: bytes) -> Event:
+    def _handle_newkeys(self, payload: bytes | memoryview) -> Event:
         if self.kex_state is not KexState.NEWKEYS_SENT or self._pending_keys is None:
             raise ProtocolError(f"NEWKEYS received out of order (key exchange {self.kex_state.value})")
         if len(payload) != 1:
