@@ -659,7 +659,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     v_c, _, rest = out.partition(b"\r\n")
     assert v_c == CLIENT_VERSION.encode()
     server_reader, server_writer = PacketReader(), PacketWriter()
-    server_reader.buffer += rest
+    server_reader.feed(rest)
     seq, i_c = server_reader.next_packet() or (None, b"")
     assert (seq, i_c[0]) == (0, msg.KEXINIT)
 
@@ -675,7 +675,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     server_writer.write(i_s)
     state.receive_data(b"a pre-banner line\r\n" + v_s + b"\r\n" + server_writer.take())
     assert state.next_event() is NEED_DATA
-    server_reader.buffer += state.data_to_send()
+    server_reader.feed(state.data_to_send())
     seq, ecdh_init = server_reader.next_packet() or (None, b"")
     assert seq == 1 and ecdh_init[0] == msg.KEX_ECDH_INIT
     q_c = ecdh_init[5:]
@@ -700,7 +700,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     assert isinstance(event, HostKeyReceived)
     assert event.key.blob == k_s
     state.accept_host_key()
-    server_reader.buffer += state.data_to_send()
+    server_reader.feed(state.data_to_send())
     assert server_reader.next_packet() == (2, byte(msg.NEWKEYS))
     server_reader.set_opener(make_opener(*_spec(server_keys(choice, k, h, c2s=True))), reset_seq=strict)
 
@@ -716,7 +716,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     request = byte(msg.SERVICE_REQUEST) + string("ssh-userauth")
     state.send(request)
     state.send(byte(msg.IGNORE) + string(bytes(1000)))
-    server_reader.buffer += state.data_to_send()
+    server_reader.feed(state.data_to_send())
     assert server_reader.next_packet() == (first_seq, request)
     assert server_reader.next_packet() == (first_seq + 1, byte(msg.IGNORE) + string(bytes(1000)))
 
@@ -741,13 +741,13 @@ def test_signature_over_a_different_hash_is_refused() -> None:
     state.start()
     v_c, _, rest = state.data_to_send().partition(b"\r\n")
     server_reader, server_writer = PacketReader(), PacketWriter()
-    server_reader.buffer += rest
+    server_reader.feed(rest)
     _, i_c = server_reader.next_packet() or (0, b"")
     i_s = kexinit(["curve25519-sha256"])
     server_writer.write(i_s)
     state.receive_data(b"SSH-2.0-S\r\n" + server_writer.take())
     assert state.next_event() is NEED_DATA
-    server_reader.buffer += state.data_to_send()
+    server_reader.feed(state.data_to_send())
     _, ecdh_init = server_reader.next_packet() or (0, b"")
     q_c = ecdh_init[5:]
     host_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32))

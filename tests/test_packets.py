@@ -334,9 +334,9 @@ def drain(reader: PacketReader) -> Iterator[tuple[int, bytes]]:
 
 
 def read_whole(reader: PacketReader, packets: list[bytes]) -> list[tuple[int, bytes]]:
-    reader.buffer += b"".join(packets)
+    reader.feed(b"".join(packets))
     out = list(drain(reader))
-    assert not reader.buffer
+    assert not reader.buffered
     return out
 
 
@@ -345,7 +345,7 @@ def read_bytewise(reader: PacketReader, packets: list[bytes]) -> list[tuple[int,
     out = []
     for packet in packets:
         for i in range(len(packet)):
-            reader.buffer += packet[i : i + 1]
+            reader.feed(packet[i : i + 1])
             got = list(drain(reader))
             if i < len(packet) - 1:
                 assert got == [], f"packet came out {len(packet) - 1 - i} bytes early"
@@ -362,11 +362,11 @@ def read_with_trailing(reader: PacketReader, packets: list[bytes], keep: int) ->
     carried = 0
     for i, packet in enumerate(packets):
         nxt = packets[i + 1][:keep] if i + 1 < len(packets) else b""
-        reader.buffer += packet[carried:] + nxt
+        reader.feed(packet[carried:] + nxt)
         carried = len(nxt)
         got = list(drain(reader))
         assert len(got) == 1
-        assert bytes(reader.buffer) == nxt, "trailing bytes of the next packet were consumed"
+        assert reader.unconsumed() == nxt, "trailing bytes of the next packet were consumed"
         out += got
     return out
 
@@ -531,7 +531,7 @@ def test_set_sealer_and_opener_reset_the_rekey_counters() -> None:
     writer, reader = PacketWriter(), PacketReader()
     for _ in range(3):
         writer.write(b"payload")
-    reader.buffer += writer.take()
+    reader.feed(writer.take())
     list(drain(reader))
     assert writer.bytes_since_rekey > 0 and reader.bytes_since_rekey > 0
     writer.set_sealer(plain_sealer(), reset_seq=False)
@@ -576,12 +576,12 @@ def _assert_refused(suite: Suite, keys: Keys, seq: int, data: bytes) -> PacketEr
     more bytes (a bounded number), and once they come the MAC/tag check must fail.
     """
     reader = reader_for(suite, keys, seq)
-    reader.buffer += data
+    reader.feed(data)
     with pytest.raises(PacketError) as info:
         if reader.next_packet() is None:
             wanted = reader.wanted
             assert 0 < wanted <= MAX_PACKET_LENGTH + 4 + 64
-            reader.buffer += bytes(wanted)
+            reader.feed(bytes(wanted))
             reader.next_packet()
     return info.value
 
@@ -633,14 +633,14 @@ def test_oversized_length_is_refused_from_the_header_alone(suite: Suite) -> None
     for length in (refused, 2**31, 2**32 - 16, 2**32 - 1):
         header = Reference(suite, keys).encrypt_header(0, length.to_bytes(4, "big") + bytes(12))
         reader = reader_for(suite, keys)
-        reader.buffer += header
-        assert len(reader.buffer) == suite.header_size
+        reader.feed(header)
+        assert reader.buffered == suite.header_size
         with pytest.raises(PacketError, match="exceeds the maximum"):
             reader.next_packet()
 
     header = Reference(suite, keys).encrypt_header(0, accepted.to_bytes(4, "big") + bytes(12))
     reader = reader_for(suite, keys)
-    reader.buffer += header
+    reader.feed(header)
     assert reader.next_packet() is None
     assert reader.wanted == 4 + accepted + suite.mac_size - suite.header_size
 
@@ -654,7 +654,7 @@ def test_misaligned_or_tiny_length_is_refused(suite: Suite) -> None:
     for length in (0, 1, 4, 2 * suite.block + 1, accepted - 1, accepted - suite.block // 2):
         header = Reference(suite, keys).encrypt_header(0, length.to_bytes(4, "big") + bytes(12))
         reader = reader_for(suite, keys)
-        reader.buffer += header
+        reader.feed(header)
         with pytest.raises(PacketError, match="not a valid multiple"):
             reader.next_packet()
 
@@ -682,7 +682,7 @@ def test_padding_shorter_than_4_is_refused(suite: Suite) -> None:
         payload = payload_of(_aligned_payload_size(reference, pad))
         packet = reference.seal(0, payload, padding=bytes(pad))
         reader = reader_for(suite, keys)
-        reader.buffer += packet
+        reader.feed(packet)
         with pytest.raises(PacketError, match="invalid padding length"):
             reader.next_packet()
 
@@ -697,7 +697,7 @@ def test_padding_length_beyond_the_packet_is_refused(suite: Suite) -> None:
     for field in (length, length + 1, 255):
         packet = Reference(suite, keys).seal(0, b"0123456789", padding=padding, padding_length_field=field)
         reader = reader_for(suite, keys)
-        reader.buffer += packet
+        reader.feed(packet)
         with pytest.raises(PacketError, match="invalid padding length"):
             reader.next_packet()
     packet = Reference(suite, keys).seal(0, b"0123456789", padding=padding, padding_length_field=length - 1)
@@ -740,12 +740,12 @@ def test_wanted_hint(suite: Suite) -> None:
     (packet,) = seal_each(writer_for(suite, keys), [payload_of(40)])
     reader = reader_for(suite, keys)
     assert reader.wanted == suite.header_size
-    reader.buffer += packet[:1]
+    reader.feed(packet[:1])
     assert reader.next_packet() is None
     assert reader.wanted == suite.header_size - 1
-    reader.buffer += packet[1 : suite.header_size]
+    reader.feed(packet[1 : suite.header_size])
     assert reader.next_packet() is None
     assert reader.wanted == len(packet) - suite.header_size
-    reader.buffer += packet[suite.header_size :]
+    reader.feed(packet[suite.header_size :])
     assert reader.next_packet() == (0, payload_of(40))
     assert reader.wanted == suite.header_size

@@ -6,9 +6,9 @@ the key exchange swaps in new ones at NEWKEYS (and, under strict KEX, resets the
 sequence number). Both count bytes and packets since the last key change, which
 is what the rekey limits are measured against.
 
-The reader's buffer holds at most one packet plus one network read: the driver
-only reads from the socket when :meth:`PacketReader.next_packet` says it needs
-more, and the opener refuses oversized lengths before they are waited for.
+The reader holds at most one packet plus one network read: the driver only
+reads from the socket when :meth:`PacketReader.next_packet` says it needs more,
+and the opener refuses oversized lengths before they are waited for.
 """
 
 from __future__ import annotations
@@ -58,12 +58,20 @@ class PacketWriter:
 
 
 class PacketReader:
-    """Buffers received bytes and opens complete packets, one at a time."""
+    """Opens complete packets from received chunks, one at a time.
+
+    Received chunks are not copied into one growing buffer: a packet that lies
+    wholly inside a chunk is opened in place (through a memoryview), and only
+    a packet that straddles two chunks is assembled, from exactly its own
+    bytes. With large socket reads most packets never move before decryption.
+    """
 
     __slots__ = (
+        "_chunk",
         "_opener",
+        "_partial",
         "_pending_size",
-        "buffer",
+        "_pos",
         "bytes_since_rekey",
         "packets_since_rekey",
         "seq",
@@ -73,28 +81,69 @@ class PacketReader:
     def __init__(self) -> None:
         self._opener: Opener = plain_opener()
         self._pending_size = 0  # wire size of the packet being waited for, 0 if unknown
-        self.buffer = bytearray()
+        self._chunk: bytes | bytearray | memoryview = b""  # the newest received chunk
+        self._pos = 0  # how much of it is consumed
+        self._partial = bytearray()  # the start of a packet that began in an earlier chunk
         self.seq = 0
         self.wrapped = False
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
 
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes. The caller must not modify ``data`` afterwards."""
+        if self._pos < len(self._chunk):
+            # What is left of the previous chunk is less than one packet: keep it.
+            self._partial += self._chunk[self._pos :]
+        self._chunk = data
+        self._pos = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed by an opened packet."""
+        return len(self._partial) + len(self._chunk) - self._pos
+
+    def unconsumed(self) -> bytes:
+        """A copy of the bytes received but not yet consumed."""
+        return bytes(self._partial) + bytes(self._chunk[self._pos :])
+
+    def _take(self, size: int) -> bytes | bytearray | memoryview:
+        """The next ``size`` bytes (the caller checked they are there), consumed."""
+        if self._partial:
+            need = size - len(self._partial)
+            packet = self._partial
+            if need > 0:
+                packet += self._chunk[self._pos : self._pos + need]
+                self._pos += need
+                self._partial = bytearray()
+            else:  # only when the partial bytes alone hold the packet (tiny chunks)
+                packet = self._partial[:size]
+                del self._partial[:size]
+            return packet
+        start = self._pos
+        self._pos += size
+        return memoryview(self._chunk)[start : self._pos]
+
+    def _peek(self, size: int) -> bytes:
+        """A copy of the next ``size`` bytes without consuming them."""
+        head = bytes(self._partial[:size])
+        if len(head) < size:
+            head += bytes(self._chunk[self._pos : self._pos + size - len(head)])
+        return head
+
     def next_packet(self) -> tuple[int, bytes | memoryview] | None:
         """``(seq, payload)`` of the next complete packet, or None if more bytes are needed."""
-        buffer = self.buffer
         size = self._pending_size
+        available = self.buffered
         if not size:
             header_size = self._opener.header_size
-            if len(buffer) < header_size:
+            if available < header_size:
                 return None
-            with memoryview(buffer) as view:
-                size = self._opener.packet_size(self.seq, view[:header_size])
+            size = self._opener.packet_size(self.seq, memoryview(self._peek(header_size)))
             self._pending_size = size
-        if len(buffer) < size:
+        if available < size:
             return None
-        with memoryview(buffer) as view:
-            payload = self._opener.open(self.seq, view[:size])
-        del buffer[:size]
+        packet = self._take(size)
+        payload = self._opener.open(self.seq, memoryview(packet))
         self._pending_size = 0
         seq = self.seq
         self.seq = (seq + 1) & _SEQ_MASK
@@ -108,8 +157,8 @@ class PacketReader:
     def wanted(self) -> int:
         """Bytes still missing for the packet in progress (at least 1 when none is known)."""
         if self._pending_size:
-            return max(self._pending_size - len(self.buffer), 1)
-        return max(self._opener.header_size - len(self.buffer), 1)
+            return max(self._pending_size - self.buffered, 1)
+        return max(self._opener.header_size - self.buffered, 1)
 
     def set_opener(self, opener: Opener, *, reset_seq: bool) -> None:
         self._opener = opener

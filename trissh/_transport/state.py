@@ -149,6 +149,7 @@ class TransportState:
         self._reader = PacketReader()
         self._writer = PacketWriter()
         self._version_parser = VersionParser()
+        self._version_buffer = bytearray()
         self._our_kexinit: KexInit | None = None
         self._pending_negotiated: Negotiated | None = None
         self._kex: KexMethod | None = None
@@ -166,8 +167,11 @@ class TransportState:
         self._send_kexinit()
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Buffer bytes from the server. Never decodes; see :meth:`next_event`."""
-        self._reader.buffer += data
+        """Take bytes from the server (not to be modified afterwards). Never decodes; see :meth:`next_event`."""
+        if self.phase is Phase.VERSION:
+            self._version_buffer += data
+        else:
+            self._reader.feed(data)
 
     @property
     def bytes_wanted(self) -> int:
@@ -265,11 +269,13 @@ class TransportState:
 
     def _next_event(self) -> Event:
         if self.phase is Phase.VERSION:
-            version = self._version_parser.feed(self._reader.buffer)
+            version = self._version_parser.feed(self._version_buffer)
             if version is None:
                 return NEED_DATA
             self.server_version = version
             self.phase = Phase.OPEN
+            self._reader.feed(bytes(self._version_buffer))  # the first packets may have come with it
+            self._version_buffer.clear()
             for line in self._version_parser.pre_banner_lines:
                 log.debug("server pre-banner line: %s", line)
         if self.phase is Phase.CLOSED:
