@@ -1,0 +1,91 @@
+"""Side-by-side benchmarks: trissh against AsyncSSH, Paramiko and OpenSSH's ``ssh``.
+
+Run them with ``scripts/bench`` (or ``python -m benchmarks.run``). The pieces:
+
+* :mod:`benchmarks.run` — the orchestrator: starts one throwaway sshd, runs every case for every client, each
+  measurement in a fresh process (:mod:`benchmarks.worker`), the clients interleaved round after round, then
+  prints the table and writes the JSON results and the chart.
+* :mod:`benchmarks.worker` — one case for one client, in its own process; prints one JSON line.
+* :mod:`benchmarks.chart` — the PNG chart, drawn from a results JSON file.
+
+This module holds what they share: the names of the clients and cases, the ciphers, and the sizes of the
+full and the quick form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+__all__ = [
+    "CASES",
+    "CIPHERS",
+    "CLIENTS",
+    "ETM_MAC",
+    "FULL",
+    "QUICK",
+    "TRANSFER_CASES",
+    "Sizes",
+]
+
+#: Every client, in the order they run within a round and appear in the table.
+CLIENTS: Final = ("trissh", "asyncssh", "paramiko", "ssh")
+
+#: Every case, in the order they run within a round.
+CASES: Final = ("download", "upload", "handshake", "fanout", "channels")
+
+#: The bulk-transfer cases: one variant per cipher.
+TRANSFER_CASES: Final = ("download", "upload")
+
+#: The MAC paired with every cipher (only the CTR cipher uses it; AEAD ciphers authenticate by themselves).
+ETM_MAC: Final = "hmac-sha2-256-etm@openssh.com"
+
+#: The ciphers the transfer cases compare.
+CIPHERS: Final = (
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes256-ctr",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How big each case is.
+
+    Fields: rounds (how often every measurement is repeated), transfer_bytes (per download or upload),
+    handshakes (per handshake worker, after one untimed cold connection), fanout_connections (concurrent
+    connections from one process), channels (concurrent sessions on one connection), channel_bytes (output of
+    each session), timeout (seconds a worker may take before it is killed).
+    """
+
+    rounds: int
+    transfer_bytes: int
+    handshakes: int
+    fanout_connections: int
+    channels: int
+    channel_bytes: int
+    timeout: float
+
+
+#: The real benchmark.
+FULL: Final = Sizes(
+    rounds=5,
+    transfer_bytes=256 << 20,
+    handshakes=30,
+    fanout_connections=1000,
+    channels=100,
+    channel_bytes=4 << 20,
+    timeout=600.0,
+)
+
+#: Every case at a tiny size, so the suite can check that nothing has rotted (``--quick``).
+QUICK: Final = Sizes(
+    rounds=1,
+    transfer_bytes=1 << 20,
+    handshakes=3,
+    fanout_connections=20,
+    channels=5,
+    channel_bytes=64 << 10,
+    timeout=60.0,
+)
