@@ -436,7 +436,8 @@ def test_sealed_packets_match_the_reference(suite: Suite) -> None:
         assert opened.size == len(packet)
         assert opened.payload == payload
         assert 4 <= opened.padding_length <= 255
-        assert opened.padding == stream[used : used + opened.padding_length], "padding must be the random bytes"
+        drawn_padding = stream[used : used + opened.padding_length]
+        assert opened.padding == drawn_padding, "padding must be the random bytes"
         used += opened.padding_length
         region = opened.length + (0 if suite.length_outside else 4)
         assert region % suite.block == 0, (opened.length, suite.block)

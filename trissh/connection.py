@@ -210,56 +210,52 @@ def _validated(
     return list(names)
 
 
-def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
+async def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
     """Explicit keys load or fail loudly; default key files are skipped when absent or locked."""
-    if isinstance(client_keys, _Default):
-        keys = []
+    defaults = isinstance(client_keys, _Default)
+    items: list[object]
+    if defaults:
         ssh_dir = Path.home() / ".ssh"
-        for name in _DEFAULT_KEY_NAMES:
-            path = ssh_dir / name
-            if not path.exists():
-                continue
-            try:
-                data = path.read_bytes()
-                if is_encrypted(data) and not isinstance(passphrase, str | bytes):
-                    log.debug("skipping encrypted default key %s: no passphrase given", path)
-                    continue
-                keys.append(
-                    load_private_key(path, passphrase if isinstance(passphrase, str | bytes) else None)
-                )
-            except (OSError, KeyImportError) as exc:
-                log.debug("skipping default key %s: %s", path, exc)
-        return keys
-    if client_keys is None:
+        items = [ssh_dir / name for name in _DEFAULT_KEY_NAMES if (ssh_dir / name).exists()]
+    elif client_keys is None:
         return []
-    if isinstance(client_keys, PrivateKey | str | os.PathLike):
-        client_keys = [client_keys]
-    keys = []
-    for item in client_keys:  # type: ignore[attr-defined]
-        if isinstance(item, PrivateKey):
-            keys.append(item)
-        else:
-            text = passphrase if isinstance(passphrase, str | bytes) else None
-            keys.append(load_private_key(item, text))
-    return keys
-
-
-async def _load_keys_async(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
-    if not callable(passphrase):
-        # bcrypt's key derivation is deliberately slow; keep it off the event loop.
-        return await trio.to_thread.run_sync(_load_keys, client_keys, passphrase)
+    elif isinstance(client_keys, PrivateKey | str | os.PathLike):
+        items = [client_keys]
+    else:
+        items = list(client_keys)  # type: ignore[call-overload]
     keys: list[PrivateKey] = []
-    items = [client_keys] if isinstance(client_keys, str | os.PathLike | PrivateKey) else client_keys
-    if isinstance(items, _Default) or items is None:
-        return await trio.to_thread.run_sync(_load_keys, client_keys, None)
-    for item in items:  # type: ignore[attr-defined]
+    for item in items:
         if isinstance(item, PrivateKey):
             keys.append(item)
             continue
-        data = await trio.to_thread.run_sync(Path(item).read_bytes)
-        secret = await passphrase(os.fspath(item)) if is_encrypted(data) else None
-        keys.append(await trio.to_thread.run_sync(load_private_key, item, secret))
+        path = os.fspath(item)  # type: ignore[call-overload]
+        try:
+            key = await _load_key_file(path, passphrase, skip_locked=defaults)
+        except KeyImportError as exc:
+            if not defaults:
+                raise
+            log.debug("skipping default key %s: %s", path, exc)
+            continue
+        if key is not None:
+            keys.append(key)
     return keys
+
+
+async def _load_key_file(path: str, passphrase: PassphraseSource, *, skip_locked: bool) -> PrivateKey | None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyImportError(f"cannot read key file {path}: {exc}") from exc
+    if not is_encrypted(data):
+        return load_private_key(path)  # fast: no key derivation, no thread needed
+    if passphrase is None:
+        if skip_locked:
+            log.debug("skipping encrypted default key %s: no passphrase given", path)
+            return None
+        return load_private_key(path)  # raises KeyImportError: a passphrase is needed
+    secret = passphrase if isinstance(passphrase, str | bytes) else await passphrase(path)
+    # bcrypt's key derivation is deliberately slow: keep it off the event loop.
+    return await trio.to_thread.run_sync(load_private_key, path, secret)
 
 
 def _known_hosts(known_hosts: object) -> KnownHosts | None:
@@ -411,7 +407,7 @@ async def connect(
         ciphers=_validated(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
         macs=_validated(macs, MACS, DEFAULT_MACS, "MAC"),
     )
-    keys = await _load_keys_async(client_keys, passphrase)
+    keys = await _load_keys(client_keys, passphrase)
     verifier = _make_verifier(known, host_key_policy, known_hosts, host, port)
 
     try:

@@ -167,7 +167,10 @@ class TransportState:
         self._send_kexinit()
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Take bytes from the server (not to be modified afterwards). Never decodes; see :meth:`next_event`."""
+        """Take bytes from the server; ``data`` must not be modified afterwards.
+
+        Never decodes: see :meth:`next_event`.
+        """
         if self.phase is Phase.VERSION:
             self._version_buffer += data
         else:
