@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -64,6 +65,11 @@ _READ_SIZE: Final = 4 << 20
 # Linux's default cap on a pipe's size (/proc/sys/fs/pipe-max-size): fewer wake-ups reading ssh's output.
 _PIPE_SIZE: Final = 1 << 20
 _F_SETPIPE_SZ: Final = 1031
+# Fan-out: at most this many connections in their TCP connect + handshake at once (all stay open until every
+# one has run its command). sshd listens with a fixed backlog of 128 (SSH_LISTEN_BACKLOG); a storm of 1000
+# connects overflows it, and the kernel's SYN-cookie fallback then resets a few connections at random, which
+# would measure the server's listen queue, not the client.
+_CONNECTS_IN_FLIGHT: Final = 100
 
 
 class Unsupported(Exception):
@@ -265,6 +271,30 @@ class _Failures:
             raise DataError(f"{failed}; first: {self.errors[0]}")
 
 
+class _Arrivals:
+    """Counts connections that are done (or failed); the last one sets ``everyone`` (has a ``set()``).
+
+    The fan-out holds every connection open until all have run their command, so all ``count`` connections
+    are open at once, and the peak RSS is that of ``count`` concurrent connections.
+    """
+
+    def __init__(self, total: int, everyone: Any) -> None:
+        self._left = total
+        self._lock = threading.Lock()
+        self.everyone = everyone
+
+    def arrive(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.everyone.set()
+
+
+def _check_echo(index: int, status: int | None, output: bytes) -> None:
+    if (status, output) != (0, f"{index}\n".encode()):
+        raise DataError(f"`echo {index}` gave status {status}, output {output[:100]!r}")
+
+
 def _concurrent_result(job: Job, seconds: float, cpu: float, baseline_kib: int) -> Result:
     return {
         "count": job.count,
@@ -336,13 +366,20 @@ async def _trissh_fanout(job: Job) -> Result:
     import trio
 
     failures = _Failures("connection", job.count)
+    arrivals = _Arrivals(job.count, trio.Event())
+    gate = trio.Semaphore(_CONNECTS_IN_FLIGHT)
 
     async def one(index: int) -> None:
         try:
-            async with _trissh_connect(job) as conn:
-                result = await conn.run(f"echo {index}")
-            if (result.returncode, result.stdout) != (0, f"{index}\n".encode()):
-                raise DataError(f"`echo {index}` gave {result.returncode}, {result.stdout[:100]!r}")
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with gate:
+                        conn = await stack.enter_async_context(_trissh_connect(job))
+                    result = await conn.run(f"echo {index}")
+                    _check_echo(index, result.returncode, result.stdout)
+                finally:
+                    arrivals.arrive()
+                await arrivals.everyone.wait()
         except Exception as exc:
             failures.add(index, exc)
 
@@ -459,13 +496,20 @@ async def _asyncssh_handshake(job: Job) -> Result:
 
 async def _asyncssh_fanout(job: Job) -> Result:
     failures = _Failures("connection", job.count)
+    arrivals = _Arrivals(job.count, asyncio.Event())
+    gate = asyncio.Semaphore(_CONNECTS_IN_FLIGHT)
 
     async def one(index: int) -> None:
         try:
-            async with _asyncssh_connect(job) as conn:
-                result = await conn.run(f"echo {index}", encoding=None)
-            if (result.exit_status, result.stdout) != (0, f"{index}\n".encode()):
-                raise DataError(f"`echo {index}` gave {result.exit_status}, {result.stdout!r:.100}")
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with gate:
+                        conn = await stack.enter_async_context(_asyncssh_connect(job))
+                    result = await conn.run(f"echo {index}", encoding=None)
+                    _check_echo(index, result.exit_status, result.stdout)
+                finally:
+                    arrivals.arrive()
+                await arrivals.everyone.wait()
         except Exception as exc:
             failures.add(index, exc)
 
@@ -618,20 +662,26 @@ def _paramiko_handshake(job: Job) -> Result:
 
 def _paramiko_fanout(job: Job) -> Result:
     failures = _Failures("connection", job.count)
+    arrivals = _Arrivals(job.count, threading.Event())
+    gate = threading.Semaphore(_CONNECTS_IN_FLIGHT)
 
     def one(index: int) -> None:
+        client = None
         try:
-            client = _paramiko_client(job)
             try:
+                with gate:
+                    client = _paramiko_client(job)
                 channel = _paramiko_exec(client, job, f"echo {index}")
                 output = _paramiko_read_all(channel.recv)
-                status = channel.recv_exit_status()
+                _check_echo(index, channel.recv_exit_status(), output)
             finally:
-                client.close()
-            if (status, output) != (0, f"{index}\n".encode()):
-                raise DataError(f"`echo {index}` gave {status}, {output[:100]!r}")
+                arrivals.arrive()
+            arrivals.everyone.wait()
         except Exception as exc:
             failures.add(index, exc)
+        finally:
+            if client is not None:
+                client.close()
 
     baseline = _maxrss_kib()
     meter = Meter()
