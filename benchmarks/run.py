@@ -452,7 +452,8 @@ Cells: median [min-max] over the rounds; MB = 10^6 bytes; "better": which way is
 "transfer", "warm" and the rest: measured inside the client's process, once connected. "process": the whole
 worker process, from outside (interpreter start-up, imports and connect included); "cold": from process
 start to the end of the first handshake. For ssh, "transfer" is the ssh process alone (its connect
-included) and "process" adds the Python harness that feeds or reads its pipe."""
+included) and "process" adds the Python harness that feeds or reads its pipe. fanout: every connection
+stays open until all have run `echo`; at most 100 are connecting at once (sshd's listen backlog is 128)."""
 
 
 def notes(summary: list[Record], kex: dict[str, str]) -> str:
