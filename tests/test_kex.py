@@ -655,7 +655,7 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     )
     state = TransportState(prefs, random=random.Random(42).randbytes)
     state.start()
-    out = state.data_to_send()
+    out = bytes(state.data_to_send())
     v_c, _, rest = out.partition(b"\r\n")
     assert v_c == CLIENT_VERSION.encode()
     server_reader, server_writer = PacketReader(), PacketWriter()
@@ -673,9 +673,9 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
         macs_s2c=[m for m in (choice.mac_s2c,) if m] or ["hmac-sha2-256"],
     )
     server_writer.write(i_s)
-    state.receive_data(b"a pre-banner line\r\n" + v_s + b"\r\n" + server_writer.take())
+    state.receive_data(b"a pre-banner line\r\n" + v_s + b"\r\n" + bytes(server_writer.take()))
     assert state.next_event() is NEED_DATA
-    server_reader.feed(state.data_to_send())
+    server_reader.feed(bytes(state.data_to_send()))
     seq, ecdh_init = server_reader.next_packet() or (None, b"")
     assert seq == 1 and ecdh_init[0] == msg.KEX_ECDH_INIT
     q_c = ecdh_init[5:]
@@ -694,13 +694,13 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     server_writer.write(ecdh_reply(q_s, k_s, signature))
     server_writer.write(byte(msg.NEWKEYS))
     server_writer.set_sealer(make_sealer(*_spec(server_keys(choice, k, h, c2s=False))), reset_seq=strict)
-    state.receive_data(server_writer.take())
+    state.receive_data(bytes(server_writer.take()))
 
     event = state.next_event()
     assert isinstance(event, HostKeyReceived)
     assert event.key.blob == k_s
     state.accept_host_key()
-    server_reader.feed(state.data_to_send())
+    server_reader.feed(bytes(state.data_to_send()))
     assert server_reader.next_packet() == (2, byte(msg.NEWKEYS))
     server_reader.set_opener(make_opener(*_spec(server_keys(choice, k, h, c2s=True))), reset_seq=strict)
 
@@ -716,13 +716,13 @@ def test_first_key_exchange_against_scripted_server(choice: Choice, strict: bool
     request = byte(msg.SERVICE_REQUEST) + string("ssh-userauth")
     state.send(request)
     state.send(byte(msg.IGNORE) + string(bytes(1000)))
-    server_reader.feed(state.data_to_send())
+    server_reader.feed(bytes(state.data_to_send()))
     assert server_reader.next_packet() == (first_seq, request)
     assert server_reader.next_packet() == (first_seq + 1, byte(msg.IGNORE) + string(bytes(1000)))
 
     accept = byte(msg.SERVICE_ACCEPT) + string("ssh-userauth")
     server_writer.write(accept)
-    state.receive_data(server_writer.take())
+    state.receive_data(bytes(server_writer.take()))
     assert state.next_event() == PacketReceived(first_seq, accept)
 
 
@@ -739,15 +739,15 @@ def test_signature_over_a_different_hash_is_refused() -> None:
     )
     state = TransportState(prefs, random=random.Random(3).randbytes)
     state.start()
-    v_c, _, rest = state.data_to_send().partition(b"\r\n")
+    v_c, _, rest = bytes(state.data_to_send()).partition(b"\r\n")
     server_reader, server_writer = PacketReader(), PacketWriter()
     server_reader.feed(rest)
     _, i_c = server_reader.next_packet() or (0, b"")
     i_s = kexinit(["curve25519-sha256"])
     server_writer.write(i_s)
-    state.receive_data(b"SSH-2.0-S\r\n" + server_writer.take())
+    state.receive_data(b"SSH-2.0-S\r\n" + bytes(server_writer.take()))
     assert state.next_event() is NEED_DATA
-    server_reader.feed(state.data_to_send())
+    server_reader.feed(bytes(state.data_to_send()))
     _, ecdh_init = server_reader.next_packet() or (0, b"")
     q_c = ecdh_init[5:]
     host_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32))
@@ -759,6 +759,6 @@ def test_signature_over_a_different_hash_is_refused() -> None:
         string(v_c) + string(i_c) + string(i_s) + string(k_s) + string(q_c) + string(q_s) + k
     ).digest()
     server_writer.write(ecdh_reply(q_s, k_s, string("ssh-ed25519") + string(host_key.sign(wrong_h))))
-    state.receive_data(server_writer.take())
+    state.receive_data(bytes(server_writer.take()))
     with pytest.raises(HostKeyNotVerifiable, match="does not verify"):
         state.next_event()

@@ -536,7 +536,7 @@ def test_set_sealer_and_opener_reset_the_rekey_counters() -> None:
     writer, reader = PacketWriter(), PacketReader()
     for _ in range(3):
         writer.write(b"payload")
-    reader.feed(writer.take())
+    reader.feed(bytes(writer.take()))
     list(drain(reader))
     assert writer.bytes_since_rekey > 0 and reader.bytes_since_rekey > 0
     writer.set_sealer(plain_sealer(), reset_seq=False)

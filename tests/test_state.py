@@ -105,7 +105,7 @@ class Link:
 
     def to_server(self) -> list[ClientPacket]:
         """Everything the client has queued, as the server parses it."""
-        return self.server.feed(self.state.data_to_send())
+        return self.server.feed(bytes(self.state.data_to_send()))
 
     def to_client(self, data: bytes, chunks: Chunker = whole) -> list[Event]:
         """Feed ``data`` in pieces, pulling events after each until NEED_DATA."""

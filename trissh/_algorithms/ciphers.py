@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_CIPHERS",
     "DEFAULT_MACS",
     "MACS",
+    "MAX_OVERHEAD",
     "MAX_PACKET_LENGTH",
     "CipherSpec",
     "MacSpec",
@@ -66,6 +67,10 @@ __all__ = [
 # more. OpenSSH itself refuses anything over 256 KiB; so do we, before
 # allocating: a hostile length field must not make us reserve gigabytes.
 MAX_PACKET_LENGTH: Final = 256 * 1024
+#: Room a sealer may need beyond the payload: length, padding length, up to
+#: 19 bytes of padding, a 64-byte MAC, and the block-size slack that
+#: ``update_into`` asks for.
+MAX_OVERHEAD: Final = 128
 
 _U32: Final = struct.Struct(">I")
 _U32_U8: Final = struct.Struct(">IB")
@@ -144,14 +149,17 @@ class Sealer(ABC):
     mac_size: int = 0
 
     @abstractmethod
-    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
-        """Append the whole wire packet for ``payload`` (sequence number ``seq``) to ``out``."""
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
+        """Write the whole wire packet for ``payload`` (sequence number ``seq``) at the
+        start of ``out``, which has room for ``len(payload) + MAX_OVERHEAD`` bytes;
+        return its size. Writing in place spares the copies and the reallocations
+        of a growing buffer: at 32 KiB per packet, they cost more than AES-GCM."""
 
     def seal(self, seq: int, payload: Buffer) -> bytes:
         """The whole wire packet for ``payload``, as bytes (see :meth:`seal_into`)."""
-        out = bytearray()
-        self.seal_into(seq, payload, out)
-        return bytes(out)
+        out = bytearray(len(payload) + MAX_OVERHEAD)
+        size = self.seal_into(seq, payload, memoryview(out))
+        return bytes(out[:size])
 
 
 class Opener(ABC):
@@ -176,11 +184,13 @@ class _PlainSealer(Sealer):
     def __init__(self, random: Callable[[int], bytes]) -> None:
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
-        pad = _padding_length(5 + len(payload), 8)
-        out += _U32_U8.pack(1 + len(payload) + pad, pad)
-        out += payload
-        out += self._random(pad)
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
+        size = len(payload)
+        pad = _padding_length(5 + size, 8)
+        _U32_U8.pack_into(out, 0, 1 + size + pad, pad)
+        out[5 : 5 + size] = payload
+        out[5 + size : 5 + size + pad] = self._random(pad)
+        return 5 + size + pad
 
 
 class _PlainOpener(Opener):
@@ -227,20 +237,19 @@ class _ChaChaSealer(Sealer):
         self._header = _chacha_context(key[32:64])  # K_1: the length field only
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
         pad = _padding_length(1 + len(payload), 8)
+        length = 1 + len(payload) + pad
         nonce = _chacha_nonce(seq)
         self._header.reset_nonce(nonce)
-        enc_length = self._header.update(_U32.pack(1 + len(payload) + pad))
+        out[:4] = self._header.update(_U32.pack(length))
         main = self._main
         main.reset_nonce(nonce)
-        poly = Poly1305(main.update(_ZERO_BLOCK)[:32])  # block 0 keys Poly1305; the body starts at block 1
-        body = main.update(b"".join((bytes((pad,)), payload, self._random(pad))))
-        poly.update(enc_length)
-        poly.update(body)
-        out += enc_length
-        out += body
-        out += poly.finalize()
+        poly_key = main.update(_ZERO_BLOCK)[:32]  # block 0 keys Poly1305; the body starts at block 1
+        main.update_into(b"".join((bytes((pad,)), payload, self._random(pad))), out[4:])
+        end = 4 + length
+        out[end : end + 16] = Poly1305.generate_tag(poly_key, out[:end])
+        return end + 16
 
 
 class _ChaChaOpener(Opener):
@@ -296,12 +305,14 @@ class _GcmSealer(Sealer):
         self._nonce = _GcmNonce(iv)
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
         pad = _padding_length(1 + len(payload), 16)
-        length = _U32.pack(1 + len(payload) + pad)
+        length = 1 + len(payload) + pad
+        header = _U32.pack(length)
+        out[:4] = header
         body = b"".join((bytes((pad,)), payload, self._random(pad)))
-        out += length
-        out += self._aead.encrypt(self._nonce.next(), body, length)
+        self._aead.encrypt_into(self._nonce.next(), body, header, out[4 : 4 + length + 16])
+        return 4 + length + 16
 
 
 class _GcmOpener(Opener):
@@ -366,19 +377,23 @@ class _CtrSealer(Sealer):
         self.mac_size = mac.size
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: bytearray) -> None:
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
+        size = self.mac_size
         if self._etm:
             pad = _padding_length(1 + len(payload), 16)
-            length = _U32.pack(1 + len(payload) + pad)
-            body = self._encryptor.update(b"".join((bytes((pad,)), payload, self._random(pad))))
-            out += length
-            out += body
-            out += self._mac.compute(seq, length, body)
-            return
+            length = 1 + len(payload) + pad
+            _U32.pack_into(out, 0, length)
+            self._encryptor.update_into(b"".join((bytes((pad,)), payload, self._random(pad))), out[4:])
+            end = 4 + length
+            out[end : end + size] = self._mac.compute(seq, out[:end])
+            return end + size
         pad = _padding_length(5 + len(payload), 16)
-        plain = b"".join((_U32_U8.pack(1 + len(payload) + pad, pad), payload, self._random(pad)))
-        out += self._encryptor.update(plain)
-        out += self._mac.compute(seq, plain)
+        length = 1 + len(payload) + pad
+        plain = b"".join((_U32_U8.pack(length, pad), payload, self._random(pad)))
+        self._encryptor.update_into(plain, out)
+        end = 4 + length
+        out[end : end + size] = self._mac.compute(seq, plain)
+        return end + size
 
 
 class _CtrOpener(Opener):

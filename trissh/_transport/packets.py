@@ -13,34 +13,70 @@ and the opener refuses oversized lengths before they are waited for.
 
 from __future__ import annotations
 
-from .._algorithms.ciphers import Opener, Sealer, plain_opener, plain_sealer
+from .._algorithms.ciphers import MAX_OVERHEAD, Opener, Sealer, plain_opener, plain_sealer
 
 __all__ = ["PacketReader", "PacketWriter"]
 
 _SEQ_MASK = 0xFFFFFFFF
 
 
-class PacketWriter:
-    """Seals outgoing payloads into an output buffer."""
+# Room for a few hundred KiB of sealed packets: the writer sends once it has
+# 256 KiB, so the buffers rarely grow.
+_INITIAL_CAPACITY = 512 * 1024
 
-    __slots__ = ("_sealer", "bytes_since_rekey", "outgoing", "packets_since_rekey", "seq", "wrapped")
+
+class PacketWriter:
+    """Seals outgoing payloads into an output buffer.
+
+    Packets are sealed in place into a preallocated buffer. :meth:`take` hands
+    out a view of what was sealed and switches to a second buffer, so packets
+    sealed while the first is being sent never touch it: a view from
+    :meth:`take` stays valid until the next call but one.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_fill",
+        "_sealer",
+        "_spare",
+        "bytes_since_rekey",
+        "packets_since_rekey",
+        "seq",
+        "wrapped",
+    )
 
     def __init__(self) -> None:
         self._sealer: Sealer = plain_sealer()
         self.seq = 0
         self.wrapped = False  # the sequence number went past 2**32 - 1 since the last reset
-        self.outgoing = bytearray()
+        self._buffer = bytearray(_INITIAL_CAPACITY)
+        self._spare = bytearray(_INITIAL_CAPACITY)
+        self._fill = 0
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
 
+    def _reserve(self, size: int) -> memoryview:
+        needed = self._fill + size
+        if needed > len(self._buffer):
+            grown = bytearray(max(needed, 2 * len(self._buffer)))
+            grown[: self._fill] = memoryview(self._buffer)[: self._fill]
+            self._buffer = grown
+        return memoryview(self._buffer)[self._fill :]
+
     def write(self, payload: bytes | bytearray | memoryview) -> None:
-        before = len(self.outgoing)
-        self._sealer.seal_into(self.seq, payload, self.outgoing)
-        self.bytes_since_rekey += len(self.outgoing) - before
+        out = self._reserve(len(payload) + MAX_OVERHEAD)
+        size = self._sealer.seal_into(self.seq, payload, out)
+        self._fill += size
+        self.bytes_since_rekey += size
         self.packets_since_rekey += 1
         self.seq = (self.seq + 1) & _SEQ_MASK
         if self.seq == 0:
             self.wrapped = True
+
+    def write_raw(self, data: bytes) -> None:
+        """Queue bytes outside any packet (our version line)."""
+        self._reserve(len(data))[: len(data)] = data
+        self._fill += len(data)
 
     def set_sealer(self, sealer: Sealer, *, reset_seq: bool) -> None:
         self._sealer = sealer
@@ -50,10 +86,16 @@ class PacketWriter:
             self.seq = 0
             self.wrapped = False
 
-    def take(self) -> bytearray:
-        """Everything sealed so far; the writer starts a new buffer (no copy)."""
-        data = self.outgoing
-        self.outgoing = bytearray()
+    @property
+    def pending(self) -> int:
+        """Bytes sealed and not yet taken."""
+        return self._fill
+
+    def take(self) -> memoryview:
+        """Everything sealed so far, without a copy: valid until the next call but one."""
+        data = memoryview(self._buffer)[: self._fill]
+        self._buffer, self._spare = self._spare, self._buffer
+        self._fill = 0
         return data
 
 

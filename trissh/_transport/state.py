@@ -163,7 +163,7 @@ class TransportState:
 
     def start(self) -> None:
         """Queue our version line and our first KEXINIT (we need not wait for theirs)."""
-        self._writer.outgoing += version_line(self.client_version)
+        self._writer.write_raw(version_line(self.client_version))
         self._send_kexinit()
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -227,17 +227,22 @@ class TransportState:
         self._writer.write(payload)
         self._check_rekey_limits()
 
-    def data_to_send(self) -> bytearray:
-        """Everything sealed since the last call, in order."""
+    def data_to_send(self) -> memoryview:
+        """Everything sealed since the last call, in order.
+
+        A view into the packet writer's buffer, without a copy: it stays valid
+        until the next call but one, which is all a writer that sends it
+        before asking for more needs.
+        """
         return self._writer.take()
 
     @property
     def has_data_to_send(self) -> bool:
-        return bool(self._writer.outgoing)
+        return self._writer.pending > 0
 
     @property
     def pending_output_size(self) -> int:
-        return len(self._writer.outgoing)
+        return self._writer.pending
 
     def accept_host_key(self) -> None:
         """The driver trusts the host key of the first exchange: continue with NEWKEYS."""
@@ -255,7 +260,7 @@ class TransportState:
 
     def send_disconnect(self, reason: int, description: str) -> None:
         """Queue a DISCONNECT and close. Allowed in any state but closed."""
-        if self.phase is Phase.CLOSED and self._writer.outgoing == b"" and self._error is None:
+        if self.phase is Phase.CLOSED and not self._writer.pending and self._error is None:
             return
         payload = byte(msg.DISCONNECT) + uint32(int(reason)) + string(description) + string(b"")
         try:
