@@ -7,9 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
+from hypothesis import settings
 from proxy import Fault, Handler, Proxy, ProxyFactory, serve_proxy
 
 from trissh.testing import SSHServer, start_sshd
+
+# Timing belongs in benchmarks, not tests: no per-example deadline, so a busy
+# machine cannot fail a property test.
+settings.register_profile("trissh", deadline=None)
+settings.load_profile("trissh")
 
 # Every user key type, so auth tests can pick one; generated once per session.
 SESSION_USER_KEY_TYPES = ("ed25519", "ecdsa", "rsa", "ed25519-encrypted")

@@ -373,8 +373,12 @@ class SSHClientTransport:
                     assert isinstance(stream, trio.SocketStream) and _TCP_QUICKACK is not None
                     stream.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
                 state.receive_data(data)
-            elif isinstance(event, PacketReceived):
-                await self._dispatch(event)
+            elif type(event) is PacketReceived:
+                handler = self._packet_handler
+                if handler is not None:
+                    handler(event.seq, event.payload)  # the hot path: no await per packet
+                else:
+                    await self._dispatch(event)
             elif isinstance(event, HostKeyReceived):
                 await self._check_host_key(event.key)
             elif isinstance(event, KexComplete):
@@ -394,10 +398,8 @@ class SSHClientTransport:
         self._wake_writer.set()
 
     async def _dispatch(self, event: PacketReceived) -> None:
+        """Hand a packet to :meth:`receive_packet` callers (before a handler is installed)."""
         kind = event.payload[0]
-        if self._packet_handler is not None:
-            self._packet_handler(event.seq, event.payload)
-            return
         if kind >= 80 and not self.authenticated:
             # CVE-2023-46446: connection messages before authentication has succeeded.
             raise ProtocolError(f"{msg.message_name(kind)} received before authentication succeeded")

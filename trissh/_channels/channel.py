@@ -181,7 +181,8 @@ class Channel:
             self.buffered[stream] += size
         if self.collect:
             self.consumed(size)
-        self._data_arrived.unpark_all()
+        if self._data_arrived:  # a reader is waiting (cheaper to ask than to unpark nobody)
+            self._data_arrived.unpark_all()
 
     def handle_eof(self) -> None:
         self.eof_received = True

@@ -304,6 +304,11 @@ class TransportState:
         if not payload:
             raise ProtocolError(f"packet {seq} has an empty payload")
         kind = payload[0]
+        if kind >= 50 and self.kex_state is KexState.IDLE and self.negotiated is not None:
+            # The common case, first: a service message outside any key exchange.
+            if self._ext_info_allowed:
+                self._ext_info_allowed = False
+            return PacketReceived(seq, payload)
         if self._ext_info_allowed:
             # RFC 8308 §2.4: EXT_INFO may only be the first packet after the first NEWKEYS.
             self._ext_info_allowed = False
