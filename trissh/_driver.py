@@ -111,7 +111,8 @@ class SSHClientTransport:
         self._secure = trio.Event()
         self._closed = trio.Event()
         self._kex_done = trio.Event()
-        self._incoming_send, self._incoming_receive = trio.open_memory_channel[bytes](64)
+        self._incoming_send, self._incoming_receive = trio.open_memory_channel[tuple[int, bytes]](64)
+        self._nursery: trio.Nursery | None = None
         self._packet_handler: PacketHandler | None = None
         self._close_callbacks: list[CloseCallback] = []
         self._cancel_scope = trio.CancelScope()
@@ -163,6 +164,7 @@ class SSHClientTransport:
         with self._cancel_scope:
             try:
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._guard, self._reader_loop)
                     nursery.start_soon(self._guard, self._writer_loop)
             finally:
@@ -403,16 +405,38 @@ class SSHClientTransport:
         if kind >= 80 and not self.authenticated:
             # CVE-2023-46446: connection messages before authentication has succeeded.
             raise ProtocolError(f"{msg.message_name(kind)} received before authentication succeeded")
-        await self._incoming_send.send(bytes(event.payload))
+        if kind == msg.USERAUTH_SUCCESS:
+            # Decided here, in packet order: the server may follow its success with
+            # connection messages (sshd's hostkeys-00 request) before the task that
+            # waits for the success has even run.
+            self.authenticated = True
+        await self._incoming_send.send((event.seq, bytes(event.payload)))
 
     def set_packet_handler(self, handler: PacketHandler | None) -> None:
-        """Deliver service packets to ``handler`` (called in the reader task) from now on."""
+        """Deliver service packets to ``handler`` (called in the reader task) from now on.
+
+        Packets that arrived before, and that no :meth:`receive_packet` took, go
+        to the handler first, in order.
+        """
         self._packet_handler = handler
+        if handler is None:
+            return
+        while True:
+            try:
+                seq, payload = self._incoming_receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            try:
+                handler(seq, payload)
+            except SSHError as exc:
+                if self._nursery is not None:
+                    self._nursery.start_soon(self._fail, exc)
+                return
 
     async def receive_packet(self) -> bytes:
         """The next service packet, for services that read packets themselves (auth)."""
         try:
-            return await self._incoming_receive.receive()
+            return (await self._incoming_receive.receive())[1]
         except trio.EndOfChannel:
             assert self.error is not None
             raise self.error from None
