@@ -149,11 +149,15 @@ class Sealer(ABC):
     mac_size: int = 0
 
     @abstractmethod
-    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
-        """Write the whole wire packet for ``payload`` (sequence number ``seq``) at the
-        start of ``out``, which has room for ``len(payload) + MAX_OVERHEAD`` bytes;
-        return its size. Writing in place spares the copies and the reallocations
-        of a growing buffer: at 32 KiB per packet, they cost more than AES-GCM."""
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview, tail: Buffer = b"") -> int:
+        """Write the whole wire packet for ``payload + tail`` (sequence number ``seq``)
+        at the start of ``out``, which has room for the payload and MAX_OVERHEAD
+        bytes; return its size.
+
+        Writing in place spares the copies and reallocations of a growing buffer
+        (at 32 KiB per packet they cost more than AES-GCM), and ``tail`` lets a
+        channel pass its message header and its data without joining them first.
+        """
 
     def seal(self, seq: int, payload: Buffer) -> bytes:
         """The whole wire packet for ``payload``, as bytes (see :meth:`seal_into`)."""
@@ -184,11 +188,12 @@ class _PlainSealer(Sealer):
     def __init__(self, random: Callable[[int], bytes]) -> None:
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
-        size = len(payload)
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview, tail: Buffer = b"") -> int:
+        first, size = len(payload), len(payload) + len(tail)
         pad = _padding_length(5 + size, 8)
         _U32_U8.pack_into(out, 0, 1 + size + pad, pad)
-        out[5 : 5 + size] = payload
+        out[5 : 5 + first] = payload
+        out[5 + first : 5 + size] = tail
         out[5 + size : 5 + size + pad] = self._random(pad)
         return 5 + size + pad
 
@@ -237,16 +242,17 @@ class _ChaChaSealer(Sealer):
         self._header = _chacha_context(key[32:64])  # K_1: the length field only
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
-        pad = _padding_length(1 + len(payload), 8)
-        length = 1 + len(payload) + pad
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview, tail: Buffer = b"") -> int:
+        size = len(payload) + len(tail)
+        pad = _padding_length(1 + size, 8)
+        length = 1 + size + pad
         nonce = _chacha_nonce(seq)
         self._header.reset_nonce(nonce)
         out[:4] = self._header.update(_U32.pack(length))
         main = self._main
         main.reset_nonce(nonce)
         poly_key = main.update(_ZERO_BLOCK)[:32]  # block 0 keys Poly1305; the body starts at block 1
-        main.update_into(b"".join((bytes((pad,)), payload, self._random(pad))), out[4:])
+        main.update_into(b"".join((bytes((pad,)), payload, tail, self._random(pad))), out[4:])
         end = 4 + length
         out[end : end + 16] = Poly1305.generate_tag(poly_key, out[:end])
         return end + 16
@@ -305,12 +311,13 @@ class _GcmSealer(Sealer):
         self._nonce = _GcmNonce(iv)
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
-        pad = _padding_length(1 + len(payload), 16)
-        length = 1 + len(payload) + pad
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview, tail: Buffer = b"") -> int:
+        size = len(payload) + len(tail)
+        pad = _padding_length(1 + size, 16)
+        length = 1 + size + pad
         header = _U32.pack(length)
         out[:4] = header
-        body = b"".join((bytes((pad,)), payload, self._random(pad)))
+        body = b"".join((bytes((pad,)), payload, tail, self._random(pad)))
         self._aead.encrypt_into(self._nonce.next(), body, header, out[4 : 4 + length + 16])
         return 4 + length + 16
 
@@ -377,19 +384,20 @@ class _CtrSealer(Sealer):
         self.mac_size = mac.size
         self._random = random
 
-    def seal_into(self, seq: int, payload: Buffer, out: memoryview) -> int:
+    def seal_into(self, seq: int, payload: Buffer, out: memoryview, tail: Buffer = b"") -> int:
         size = self.mac_size
+        body_size = len(payload) + len(tail)
         if self._etm:
-            pad = _padding_length(1 + len(payload), 16)
-            length = 1 + len(payload) + pad
+            pad = _padding_length(1 + body_size, 16)
+            length = 1 + body_size + pad
             _U32.pack_into(out, 0, length)
-            self._encryptor.update_into(b"".join((bytes((pad,)), payload, self._random(pad))), out[4:])
+            self._encryptor.update_into(b"".join((bytes((pad,)), payload, tail, self._random(pad))), out[4:])
             end = 4 + length
             out[end : end + size] = self._mac.compute(seq, out[:end])
             return end + size
-        pad = _padding_length(5 + len(payload), 16)
-        length = 1 + len(payload) + pad
-        plain = b"".join((_U32_U8.pack(length, pad), payload, self._random(pad)))
+        pad = _padding_length(5 + body_size, 16)
+        length = 1 + body_size + pad
+        plain = b"".join((_U32_U8.pack(length, pad), payload, tail, self._random(pad)))
         self._encryptor.update_into(plain, out)
         end = 4 + length
         out[end : end + size] = self._mac.compute(seq, plain)

@@ -300,7 +300,7 @@ class Channel:
                 else:
                     header = _DATA_HEADER.pack(msg.CHANNEL_DATA, self.remote_id, size)
                 self.send_window -= size
-                transport.queue_packet(header + view[:size])
+                transport.send_data_packet(header, view[:size])
                 view = view[size:]
 
     async def wait_send_window(self) -> None:

@@ -63,9 +63,12 @@ class PacketWriter:
             self._buffer = grown
         return memoryview(self._buffer)[self._fill :]
 
-    def write(self, payload: bytes | bytearray | memoryview) -> None:
-        out = self._reserve(len(payload) + MAX_OVERHEAD)
-        size = self._sealer.seal_into(self.seq, payload, out)
+    def write(
+        self, payload: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview = b""
+    ) -> None:
+        """Seal one packet whose payload is ``payload + tail`` (see ``Sealer.seal_into``)."""
+        out = self._reserve(len(payload) + len(tail) + MAX_OVERHEAD)
+        size = self._sealer.seal_into(self.seq, payload, out, tail)
         self._fill += size
         self.bytes_since_rekey += size
         self.packets_since_rekey += 1

@@ -210,8 +210,10 @@ class TransportState:
         """Whether a service packet may be sent now (no key exchange is holding them back)."""
         return self.phase is Phase.OPEN and self.kex_state in (KexState.IDLE, KexState.NEWKEYS_SENT)
 
-    def send(self, payload: bytes | bytearray | memoryview) -> None:
-        """Seal one payload for sending.
+    def send(
+        self, payload: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview = b""
+    ) -> None:
+        """Seal one payload (``payload + tail``: see ``PacketWriter.write``) for sending.
 
         Raises:
             RuntimeError: the caller tried to send a service packet while a key
@@ -224,7 +226,7 @@ class TransportState:
                 f"{msg.message_name(payload[0])} may not be sent now "
                 f"(phase {self.phase.value}, key exchange {self.kex_state.value})"
             )
-        self._writer.write(payload)
+        self._writer.write(payload, tail)
         self._check_rekey_limits()
 
     def data_to_send(self) -> memoryview:
