@@ -223,6 +223,24 @@ async def test_client_initiated_rekey(sshd: SSHServer) -> None:
         assert conn.transport.session_id == session_id  # the session id never changes
 
 
+async def test_time_based_rekey(sshd: SSHServer) -> None:
+    """rekey_seconds: a connection in use is rekeyed once the interval has passed (RFC 4253 §9)."""
+    async with connect(sshd, rekey_seconds=0.3) as conn:
+        assert conn.transport.state.kex_count == 1
+        for _ in range(3):
+            await trio.sleep(0.35)
+            assert (await conn.run("echo ok")).stdout == b"ok\n"
+        assert conn.transport.state.kex_count >= 3
+
+
+async def test_byte_based_rekey(sshd: SSHServer) -> None:
+    """rekey_bytes: data keeps flowing, intact, across many client-initiated rekeys."""
+    async with connect(sshd, rekey_bytes=256 * 1024) as conn:
+        data = os.urandom(4 * MiB)
+        assert (await conn.run("cat", input=data)).stdout == data
+        assert conn.transport.state.kex_count >= 16
+
+
 # --- authentication and host keys ------------------------------------------------------------
 
 

@@ -98,6 +98,7 @@ class SSHClientTransport:
         host: str = "",
         port: int = 22,
         host_key_verifier: Callable[[PublicKey], Awaitable[bool]] | None = None,
+        rekey_seconds: float | None = None,
     ) -> None:
         self.stream = stream
         self.state = state
@@ -117,8 +118,12 @@ class SSHClientTransport:
         self._nursery: trio.Nursery | None = None
         self._packet_handler: PacketHandler | None = None
         self._close_callbacks: list[CloseCallback] = []
-        self._cancel_scope = trio.CancelScope()
+        self._task_scopes: list[trio.CancelScope] = []
+        self._stopping = False
+        self._running = 0
         self._tasks_done = trio.Event()
+        self._rekey_seconds = rekey_seconds
+        self._rekey_deadline = math.inf
         self._writer_idle = trio.Event()
         self.authenticated = False
 
@@ -158,34 +163,42 @@ class SSHClientTransport:
     # --- life cycle ------------------------------------------------------------------------
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Send our version and KEXINIT and start the reader and writer tasks."""
+        """Send our version and KEXINIT and start the reader and writer tasks in ``nursery``."""
         self.state.start()
-        nursery.start_soon(self._run)
+        self._nursery = nursery
+        nursery.start_soon(self._guard, self._reader_loop)
+        nursery.start_soon(self._guard, self._writer_loop)
 
-    async def _run(self) -> None:
-        with self._cancel_scope:
-            try:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    nursery.start_soon(self._guard, self._reader_loop)
-                    nursery.start_soon(self._guard, self._writer_loop)
-            finally:
-                self._tasks_done.set()
+    def _cancel_tasks(self) -> None:
+        self._stopping = True
+        for scope in self._task_scopes:
+            scope.cancel()
 
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Run one task loop, turning anything it raises into the connection's error."""
+        self._running += 1
+        scope = trio.CancelScope()
+        self._task_scopes.append(scope)
         try:
-            await loop()
-        except SSHError as exc:
-            await self._fail(exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if self.error is None:
-                await self._fail(ConnectionLost(f"connection to {self._where} lost: {exc}"))
-        except Exception as exc:  # a bug of ours must still end the connection cleanly
-            log.exception("internal error in the SSH transport")
-            error = SSHError(f"internal error in the SSH transport: {exc!r}")
-            error.__cause__ = exc
-            await self._fail(error)
+            with scope:
+                if self._stopping:
+                    return
+                try:
+                    await loop()
+                except SSHError as exc:
+                    await self._fail(exc)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    if self.error is None:
+                        await self._fail(ConnectionLost(f"connection to {self._where} lost: {exc}"))
+                except Exception as exc:  # a bug of ours must still end the connection cleanly
+                    log.exception("internal error in the SSH transport")
+                    error = SSHError(f"internal error in the SSH transport: {exc!r}")
+                    error.__cause__ = exc
+                    await self._fail(error)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._tasks_done.set()
 
     @property
     def _where(self) -> str:
@@ -262,7 +275,7 @@ class SSHClientTransport:
                 callback(self.error)
             except Exception:
                 log.exception("error in a close callback")
-        self._cancel_scope.cancel()
+        self._cancel_tasks()
 
     async def aclose(self, *, reason: int = DisconnectReason.BY_APPLICATION, description: str = "") -> None:
         """Flush queued packets, send DISCONNECT, close the socket and stop the tasks."""
@@ -281,10 +294,11 @@ class SSHClientTransport:
             if self.error is None:
                 self.error = ConnectionLost("the connection was closed")
                 self._shut_down()
-        self._cancel_scope.cancel()
+        self._cancel_tasks()
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
-            await self._tasks_done.wait()
+            if self._nursery is not None:  # the tasks were started
+                await self._tasks_done.wait()
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -360,6 +374,11 @@ class SSHClientTransport:
             self._wake_writer = trio.Event()
             if self.error is not None:
                 return
+            if trio.current_time() >= self._rekey_deadline:
+                # Checked when there is something to send, as OpenSSH does: an
+                # idle connection is rekeyed when it is next used.
+                self._rekey_deadline = math.inf
+                state.start_rekey()
             while state.can_send:
                 try:
                     payload = receive.receive_nowait()
@@ -406,6 +425,8 @@ class SSHClientTransport:
             elif isinstance(event, HostKeyReceived):
                 await self._check_host_key(event.key)
             elif isinstance(event, KexComplete):
+                if self._rekey_seconds:
+                    self._rekey_deadline = trio.current_time() + self._rekey_seconds
                 self._wake_writer.set()
                 if event.initial:
                     await self.connection_secure()
@@ -420,6 +441,7 @@ class SSHClientTransport:
             )
         self.state.accept_host_key()
         self._wake_writer.set()
+        self._host_key_verifier = None  # only the first exchange asks; later ones must match it
 
     async def _dispatch(self, event: PacketReceived) -> None:
         """Hand a packet to :meth:`receive_packet` callers (before a handler is installed)."""

@@ -35,7 +35,6 @@ from ._errors import (
     HostKeyNotVerifiable,
     KeyImportError,
     ProcessError,
-    SSHError,
 )
 from ._transport.negotiate import AlgorithmPreferences, Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
@@ -413,10 +412,20 @@ async def connect(
     try:
         async with trio.open_nursery() as nursery:
             connection = await _establish(
-                nursery, host, port, user, prefs, keys, password, verifier, rekey_bytes, connect_timeout
+                nursery,
+                host,
+                port,
+                user,
+                prefs,
+                keys,
+                password,
+                verifier,
+                rekey_bytes,
+                rekey_seconds,
+                connect_timeout,
             )
-            if rekey_seconds:
-                nursery.start_soon(_rekey_timer, connection, rekey_seconds)
+            # Keep nothing alive for the connection's lifetime that it does not need.
+            del keys, verifier, known, prefs
             try:
                 yield connection
             finally:
@@ -424,17 +433,6 @@ async def connect(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _unwrap(group) from None
-
-
-async def _rekey_timer(connection: SSHConnection, seconds: float) -> None:
-    while True:
-        await trio.sleep(seconds)
-        if connection.is_closed:
-            return
-        try:
-            await connection.rekey()
-        except SSHError:
-            return  # the connection's own error reaches its users
 
 
 async def _establish(
@@ -447,6 +445,7 @@ async def _establish(
     password: PasswordSource,
     verifier: Callable[[PublicKey], Awaitable[bool]],
     rekey_bytes: int | None,
+    rekey_seconds: float | None,
     connect_timeout: float | None,
 ) -> SSHConnection:
     stage = "TCP connect"
@@ -458,7 +457,9 @@ async def _establish(
             except OSError as exc:
                 raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
             state = TransportState(prefs, rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES)
-            transport = SSHClientTransport(stream, state, host=host, port=port, host_key_verifier=verifier)
+            transport = SSHClientTransport(
+                stream, state, host=host, port=port, host_key_verifier=verifier, rekey_seconds=rekey_seconds
+            )
             transport.start(nursery)
             stage = "key exchange"
             await transport.wait_secure()

@@ -89,12 +89,13 @@ class _PaddingSource:
     """Random padding bytes, drawn from the system in blocks.
 
     One ``os.urandom`` call per packet is a system call per packet; drawing
-    4 KiB at a time gives every packet fresh random padding at a fraction of it.
+    512 bytes at a time (some 50 packets' worth) gives every packet fresh
+    random padding at a fraction of the cost, and keeps idle connections small.
     """
 
     __slots__ = ("_pool", "_pos", "_random")
 
-    _BLOCK: Final = 4096
+    _BLOCK: Final = 512
 
     def __init__(self, random: Callable[[int], bytes]) -> None:
         self._random = random

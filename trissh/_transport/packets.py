@@ -20,9 +20,10 @@ __all__ = ["PacketReader", "PacketWriter"]
 _SEQ_MASK = 0xFFFFFFFF
 
 
-# Room for a few hundred KiB of sealed packets: the writer sends once it has
-# 256 KiB, so the buffers rarely grow.
-_INITIAL_CAPACITY = 512 * 1024
+# Small at first, since most connections only ever send small packets (a
+# thousand idle connections must stay cheap); a buffer doubles when a packet
+# does not fit and keeps its size, so a bulk transfer grows it a few times only.
+_INITIAL_CAPACITY = 4096
 
 
 class PacketWriter:
@@ -50,7 +51,7 @@ class PacketWriter:
         self.seq = 0
         self.wrapped = False  # the sequence number went past 2**32 - 1 since the last reset
         self._buffer = bytearray(_INITIAL_CAPACITY)
-        self._spare = bytearray(_INITIAL_CAPACITY)
+        self._spare = bytearray()  # grows on first use
         self._fill = 0
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0

@@ -144,6 +144,8 @@ class TransportState:
         self.negotiated: Negotiated | None = None
         self.server_host_key: PublicKey | None = None
         self.strict_kex = False
+        #: Key exchanges completed so far (the first one included).
+        self.kex_count = 0
         #: Extensions from the server's EXT_INFO (RFC 8308), name -> raw value.
         self.extensions: dict[str, bytes] = {}
         self._reader = PacketReader()
@@ -512,6 +514,8 @@ class TransportState:
         self._pending_keys = None
         self._pending_negotiated = None
         self._kex = None
+        self._our_kexinit = None
+        self.kex_count += 1
         self.kex_state = KexState.IDLE
         if initial:
             self._ext_info_allowed = True
