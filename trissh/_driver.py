@@ -64,8 +64,10 @@ log = logging.getLogger("trissh.driver")
 QUEUE_HIGH_WATER: Final = 4 * 1024 * 1024
 #: The writer sends once it has sealed this much, so sealing and sending overlap.
 SEND_BATCH: Final = 256 * 1024
-#: Read size: large reads mean fewer trips through the event loop on bulk data.
+#: The largest read: large reads mean fewer trips through the event loop on bulk data.
 RECEIVE_SIZE: Final = 256 * 1024
+#: The smallest read: enough for a handshake's packets.
+MIN_RECEIVE_SIZE: Final = 16 * 1024
 #: Packets the reader may queue in reply (window adjusts, request failures)
 #: before we decide the server is flooding us with requests it never reads.
 MAX_REPLY_BACKLOG: Final = 16384
@@ -213,18 +215,8 @@ class SSHClientTransport:
         self._raise_if_failed()
 
     async def _wait_or_fail(self, event: trio.Event) -> None:
-        async with trio.open_nursery() as nursery:
-
-            async def wait_closed() -> None:
-                await self._closed.wait()
-                nursery.cancel_scope.cancel()
-
-            async def wait_event() -> None:
-                await event.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(wait_closed)
-            nursery.start_soon(wait_event)
+        """Wait for ``event``; the connection ending sets every event waited on this way."""
+        await event.wait()
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:
@@ -265,6 +257,10 @@ class SSHClientTransport:
 
     def _shut_down(self) -> None:
         self._closed.set()
+        # Wake whoever waits for progress that will now never come.
+        self._secure.set()
+        self._kex_done.set()
+        self._writer_idle.set()
         self._queue_space.unpark_all()
         self._wake_writer.set()
         self._incoming_send.close()
@@ -404,14 +400,22 @@ class SSHClientTransport:
         state = self.state
         stream = self.stream
         quickack = isinstance(stream, trio.SocketStream) and _TCP_QUICKACK is not None
+        read_size = MIN_RECEIVE_SIZE
         while True:
             event = state.next_event()
             if state.has_data_to_send:
                 self._wake_writer.set()
             if event is NEED_DATA:
-                data = await stream.receive_some(RECEIVE_SIZE)
+                data = await stream.receive_some(read_size)
                 if not data:
                     raise ConnectionLost(f"{self._where} closed the connection")
+                # Adapt the read size: big reads for bulk data (fewer trips
+                # through the event loop), small ones for chatty connections
+                # (each read allocates its full size first).
+                if len(data) == read_size:
+                    read_size = min(read_size * 2, RECEIVE_SIZE)
+                elif len(data) < read_size // 4:
+                    read_size = max(read_size // 2, MIN_RECEIVE_SIZE)
                 if quickack:
                     assert isinstance(stream, trio.SocketStream) and _TCP_QUICKACK is not None
                     stream.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)

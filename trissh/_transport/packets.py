@@ -20,10 +20,11 @@ __all__ = ["PacketReader", "PacketWriter"]
 _SEQ_MASK = 0xFFFFFFFF
 
 
-# Small at first, since most connections only ever send small packets (a
-# thousand idle connections must stay cheap); a buffer doubles when a packet
-# does not fit and keeps its size, so a bulk transfer grows it a few times only.
-_INITIAL_CAPACITY = 4096
+# Buffers start empty and small, since most connections only ever send small
+# packets (a thousand idle connections must stay cheap); a buffer doubles when
+# a packet does not fit and keeps its size, so a bulk transfer grows it a few
+# times only.
+_MIN_CAPACITY = 2048
 
 
 class PacketWriter:
@@ -50,8 +51,8 @@ class PacketWriter:
         self._sealer: Sealer = plain_sealer()
         self.seq = 0
         self.wrapped = False  # the sequence number went past 2**32 - 1 since the last reset
-        self._buffer = bytearray(_INITIAL_CAPACITY)
-        self._spare = bytearray()  # grows on first use
+        self._buffer = bytearray()
+        self._spare = bytearray()
         self._fill = 0
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
@@ -59,7 +60,7 @@ class PacketWriter:
     def _reserve(self, size: int) -> memoryview:
         needed = self._fill + size
         if needed > len(self._buffer):
-            grown = bytearray(max(needed, 2 * len(self._buffer)))
+            grown = bytearray(max(needed, 2 * len(self._buffer), _MIN_CAPACITY))
             grown[: self._fill] = memoryview(self._buffer)[: self._fill]
             self._buffer = grown
         return memoryview(self._buffer)[self._fill :]
@@ -97,9 +98,13 @@ class PacketWriter:
 
     def take(self) -> memoryview:
         """Everything sealed so far, without a copy: valid until the next call but one."""
-        data = memoryview(self._buffer)[: self._fill]
+        taken = self._fill
+        data = memoryview(self._buffer)[:taken]
         self._buffer, self._spare = self._spare, self._buffer
         self._fill = 0
+        if len(self._buffer) > 4 * max(taken, _MIN_CAPACITY):
+            # Traffic has dropped off: let a buffer grown by a burst go.
+            self._buffer = bytearray()
         return data
 
 
@@ -191,6 +196,8 @@ class PacketReader:
         packet = self._take(size)
         payload = self._opener.open(self.seq, memoryview(packet))
         self._pending_size = 0
+        if self._pos == len(self._chunk):
+            self._chunk, self._pos = b"", 0  # hold no finished network read
         seq = self.seq
         self.seq = (seq + 1) & _SEQ_MASK
         if self.seq == 0:
