@@ -3,7 +3,7 @@
 Issue #4: the test suite runs ``python -m benchmarks.run --quick`` once, so the benchmarks never rot. These
 tests check that each case ran and that its data arrived intact; they never assert a timing. The whole module
 takes about 20 s on 2 cores (the time limits below only stop a hang). A client whose package is not installed
-(scripts/test installs trissh[dev], not the bench extra) is left out.
+(scripts/test installs trissh[dev,bench], so normally all are there) is left out.
 """
 
 from __future__ import annotations
