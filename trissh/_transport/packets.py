@@ -39,6 +39,7 @@ class PacketWriter:
     __slots__ = (
         "_buffer",
         "_fill",
+        "_recent_peak",
         "_sealer",
         "_spare",
         "bytes_since_rekey",
@@ -54,6 +55,7 @@ class PacketWriter:
         self._buffer = bytearray()
         self._spare = bytearray()
         self._fill = 0
+        self._recent_peak = 0
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
 
@@ -102,8 +104,11 @@ class PacketWriter:
         data = memoryview(self._buffer)[:taken]
         self._buffer, self._spare = self._spare, self._buffer
         self._fill = 0
-        if len(self._buffer) > 4 * max(taken, _MIN_CAPACITY):
-            # Traffic has dropped off: let a buffer grown by a burst go.
+        # A slowly decaying peak of recent batches: when traffic drops off for a
+        # while (a dozen small batches in a row), let a buffer grown by a burst
+        # go; a steady stream keeps its buffers and never regrows them.
+        self._recent_peak = max(taken, int(self._recent_peak * 0.85))
+        if len(self._buffer) > 4 * max(self._recent_peak, _MIN_CAPACITY):
             self._buffer = bytearray()
         return data
 
