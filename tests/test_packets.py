@@ -754,3 +754,24 @@ def test_wanted_hint(suite: Suite) -> None:
     reader.feed(packet[suite.header_size :])
     assert reader.next_packet() == (0, payload_of(40))
     assert reader.wanted == suite.header_size
+
+
+def test_writer_keeps_buffers_for_bulk_and_releases_them_when_quiet() -> None:
+    """Send buffers grown by a burst are released once traffic stays small, never during a bulk stream."""
+    writer = PacketWriter()
+    big = bytes(32 * 1024)
+    for _ in range(200):  # a bulk stream: 1 MiB batches
+        for _ in range(32):
+            writer.write(big)
+        bytes(writer.take())
+    grown = max(len(writer._buffer), len(writer._spare))
+    assert grown >= 1024 * 1024
+    for _ in range(200):  # still bulk: the buffers are kept, not regrown
+        for _ in range(32):
+            writer.write(big)
+        bytes(writer.take())
+        assert max(len(writer._buffer), len(writer._spare)) == grown
+    for _ in range(40):  # then quiet: small batches only
+        writer.write(b"x" * 100)
+        bytes(writer.take())
+    assert max(len(writer._buffer), len(writer._spare)) < 64 * 1024

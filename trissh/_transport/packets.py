@@ -25,6 +25,9 @@ _SEQ_MASK = 0xFFFFFFFF
 # a packet does not fit and keeps its size, so a bulk transfer grows it a few
 # times only.
 _MIN_CAPACITY = 2048
+# Buffers above this size are released once recent batches stay below the other.
+_TRIM_ABOVE = 256 * 1024
+_TRIM_WHEN_QUIET_BELOW = 16 * 1024
 
 
 class PacketWriter:
@@ -104,11 +107,11 @@ class PacketWriter:
         data = memoryview(self._buffer)[:taken]
         self._buffer, self._spare = self._spare, self._buffer
         self._fill = 0
-        # A slowly decaying peak of recent batches: when traffic drops off for a
-        # while (a dozen small batches in a row), let a buffer grown by a burst
-        # go; a steady stream keeps its buffers and never regrows them.
+        # A slowly decaying peak of recent batches: once traffic has dropped to
+        # small batches for a while, let a buffer grown by a burst go. A bulk
+        # stream never qualifies, so it never regrows its buffers.
         self._recent_peak = max(taken, int(self._recent_peak * 0.85))
-        if len(self._buffer) > 4 * max(self._recent_peak, _MIN_CAPACITY):
+        if self._recent_peak < _TRIM_WHEN_QUIET_BELOW and len(self._buffer) > _TRIM_ABOVE:
             self._buffer = bytearray()
         return data
 
