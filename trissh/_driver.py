@@ -399,26 +399,43 @@ class SSHClientTransport:
     async def _reader_loop(self) -> None:
         state = self.state
         stream = self.stream
-        quickack = isinstance(stream, trio.SocketStream) and _TCP_QUICKACK is not None
+        sock = stream.socket if isinstance(stream, trio.SocketStream) else None
+        quickack = sock is not None and _TCP_QUICKACK is not None
         read_size = MIN_RECEIVE_SIZE
+        # Once a connection moves bulk data, it reads into two reused buffers in
+        # turn instead of a fresh 256 KiB allocation per read. Two, because the
+        # packet reader may still hold the previous read (it never keeps views
+        # into one beyond the next read).
+        bulk_buffers: list[bytearray] = []
+        turn = 0
+        data: bytes | memoryview
         while True:
             event = state.next_event()
             if state.has_data_to_send:
                 self._wake_writer.set()
             if event is NEED_DATA:
-                data = await stream.receive_some(read_size)
+                if bulk_buffers:
+                    assert sock is not None
+                    buffer = bulk_buffers[turn]
+                    turn ^= 1
+                    size = await sock.recv_into(buffer)
+                    data = memoryview(buffer)[:size]
+                else:
+                    data = await stream.receive_some(read_size)
+                    # Adapt the read size: big reads for bulk data (fewer trips
+                    # through the event loop), small ones for chatty connections
+                    # (each read allocates its full size first).
+                    if len(data) == read_size:
+                        read_size = min(read_size * 2, RECEIVE_SIZE)
+                        if read_size == RECEIVE_SIZE and sock is not None:
+                            bulk_buffers = [bytearray(RECEIVE_SIZE), bytearray(RECEIVE_SIZE)]
+                    elif len(data) < read_size // 4:
+                        read_size = max(read_size // 2, MIN_RECEIVE_SIZE)
                 if not data:
                     raise ConnectionLost(f"{self._where} closed the connection")
-                # Adapt the read size: big reads for bulk data (fewer trips
-                # through the event loop), small ones for chatty connections
-                # (each read allocates its full size first).
-                if len(data) == read_size:
-                    read_size = min(read_size * 2, RECEIVE_SIZE)
-                elif len(data) < read_size // 4:
-                    read_size = max(read_size // 2, MIN_RECEIVE_SIZE)
                 if quickack:
-                    assert isinstance(stream, trio.SocketStream) and _TCP_QUICKACK is not None
-                    stream.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                    assert sock is not None and _TCP_QUICKACK is not None
+                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
                 state.receive_data(data)
             elif type(event) is PacketReceived:
                 handler = self._packet_handler
