@@ -332,21 +332,27 @@ class SSHClientTransport:
         self._queued_bytes += len(payload)
         self._wake_writer.set()
 
-    def send_data_packet(self, header: bytes, data: memoryview) -> None:
-        """Send a channel data packet (``header + data``) without waiting.
+    @property
+    def queue_space(self) -> int:
+        """Bytes that may be queued or sealed before senders must wait (0 when full)."""
+        return max(QUEUE_HIGH_WATER - self._queued_bytes - self.state.pending_output_size, 0)
 
-        When nothing is queued ahead of it and no key exchange holds packets
-        back, it is sealed at once, in the caller's task, straight from the
-        caller's buffer: no queue round trip and one copy less. Otherwise it
-        joins the queue (as a copy: the caller may reuse its buffer), and order
-        is kept either way.
+    def send_channel_data(self, headers: list[bytes], data: memoryview, packet_size: int) -> None:
+        """Send channel data packets ``headers[i] + data[i * packet_size:][:packet_size]`` without waiting.
+
+        When nothing is queued ahead of them and no key exchange holds packets
+        back, they are sealed at once, in the caller's task, straight from the
+        caller's buffer: no queue round trip and one copy less. Otherwise they
+        join the queue (as copies: the caller may reuse its buffer). Order is
+        kept either way.
         """
         self._raise_if_failed()
         if not self._queued_bytes and self.state.can_send:
-            self.state.send(header, data)
+            self.state.send_channel_data(headers, data, packet_size)
             self._wake_writer.set()
-        else:
-            self.queue_packet(header + data)
+            return
+        for i, header in enumerate(headers):
+            self.queue_packet(header + data[i * packet_size : (i + 1) * packet_size])
 
     def send_packet_nowait(self, payload: bytes) -> None:
         """Queue a packet without waiting: for replies sent from the reader task.

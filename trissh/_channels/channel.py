@@ -291,17 +291,27 @@ class Channel:
                 if self.send_window <= 0:
                     await self._window_waiters.park()
                     continue
-                if transport.queue_full:
+                space = transport.queue_space
+                if not space:
                     await transport.wait_queue_space()
                     continue
-                size = min(len(view), self.send_window, self.send_max_packet, MAX_SEND_PACKET)
-                if stream:
-                    header = _EXT_DATA_HEADER.pack(msg.CHANNEL_EXTENDED_DATA, self.remote_id, stream, size)
-                else:
-                    header = _DATA_HEADER.pack(msg.CHANNEL_DATA, self.remote_id, size)
-                self.send_window -= size
-                transport.send_data_packet(header, view[:size])
-                view = view[size:]
+                # As much as the window and the queue allow, in full-size packets.
+                packet_size = min(self.send_max_packet, MAX_SEND_PACKET)
+                batch = min(len(view), self.send_window, max(space, packet_size))
+                headers = self._data_headers(batch, packet_size, stream)
+                self.send_window -= batch
+                transport.send_channel_data(headers, view[:batch], packet_size)
+                view = view[batch:]
+
+    def _data_headers(self, size: int, packet_size: int, stream: int) -> list[bytes]:
+        """CHANNEL_DATA (or EXTENDED_DATA) headers for ``size`` bytes cut into ``packet_size`` pieces."""
+        full, last = divmod(size, packet_size)
+        sizes = [packet_size] * full + ([last] if last else [])
+        if stream:
+            pack_ext = _EXT_DATA_HEADER.pack
+            return [pack_ext(msg.CHANNEL_EXTENDED_DATA, self.remote_id, stream, n) for n in sizes]
+        pack = _DATA_HEADER.pack
+        return [pack(msg.CHANNEL_DATA, self.remote_id, n) for n in sizes]
 
     async def wait_send_window(self) -> None:
         while self.send_window <= 0:
