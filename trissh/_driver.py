@@ -347,12 +347,12 @@ class SSHClientTransport:
         kept either way.
         """
         self._raise_if_failed()
+        sealed = 0
         if not self._queued_bytes and self.state.can_send:
-            self.state.send_channel_data(headers, data, packet_size)
+            sealed = self.state.send_channel_data(headers, data, packet_size)
             self._wake_writer.set()
-            return
-        for i, header in enumerate(headers):
-            self.queue_packet(header + data[i * packet_size : (i + 1) * packet_size])
+        for i in range(sealed, len(headers)):  # what a starting rekey holds back
+            self.queue_packet(headers[i] + data[i * packet_size : (i + 1) * packet_size])
 
     def send_packet_nowait(self, payload: bytes) -> None:
         """Queue a packet without waiting: for replies sent from the reader task.

@@ -231,21 +231,29 @@ class TransportState:
         self._writer.write(payload, tail)
         self._check_rekey_limits()
 
-    def send_channel_data(self, headers: list[bytes], data: memoryview, packet_size: int) -> None:
+    def send_channel_data(self, headers: list[bytes], data: memoryview, packet_size: int) -> int:
         """Seal consecutive slices of ``data`` as packets ``headers[i] + slice i``.
 
-        The bulk path: one call per batch instead of per packet, checked once.
-        Only while :attr:`can_send` (channel data never goes out during a key
-        exchange).
+        The bulk path: one call per batch instead of per packet. Only while
+        :attr:`can_send`. Stops early when a rekey limit is reached (the rekey
+        starts, and channel data may not follow until it is done).
+
+        Returns:
+            How many of the packets were sealed.
         """
         if not self.can_send:
             raise RuntimeError(f"channel data may not be sent now (key exchange {self.kex_state.value})")
-        write = self._writer.write
+        writer = self._writer
+        limit = self.rekey_bytes  # the receive side's limit is checked as packets arrive
         start = 0
-        for header in headers:
-            write(header, data[start : start + packet_size])
+        for count, header in enumerate(headers, 1):
+            writer.write(header, data[start : start + packet_size])
             start += packet_size
-        self._check_rekey_limits()
+            if writer.bytes_since_rekey >= limit or writer.packets_since_rekey >= MAX_PACKETS_PER_KEY:
+                self._check_rekey_limits()
+                return count
+        return len(headers)
+
 
     def data_to_send(self) -> memoryview:
         """Everything sealed since the last call, in order.
