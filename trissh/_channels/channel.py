@@ -351,13 +351,6 @@ class Channel:
             self.close_sent = True
             self.transport.send_packet_nowait(byte(msg.CHANNEL_CLOSE) + uint32(self.remote_id))
 
-    async def close(self) -> None:
-        """Send CLOSE (if not yet sent) and wait for the server's CLOSE."""
-        if not self.close_sent and not self.close_received.is_set() and self.error is None:
-            self.close_sent = True
-            await self.transport.send_packet(byte(msg.CHANNEL_CLOSE) + uint32(self.remote_id))
-        await self.close_received.wait()
-
 
 class ChannelMux:
     """The connection protocol: channel table, dispatch, global requests."""
