@@ -15,9 +15,12 @@ in the connection's nursery:
   sending them (``state.can_send`` is False) they simply stay in the channel,
   and are sealed and sent after NEWKEYS. Key-exchange packets that the reader
   produces are sealed into the state's output at once, and the writer is woken
-  to flush them, so a rekey never waits behind queued data.
+  to flush them, so a rekey never waits behind queued data. The bulk path is a
+  shortcut through the same state: channel data is sealed at once, in the
+  sender's task, when the channel is empty and no key exchange holds packets
+  back (so order is the same either way), and the writer only flushes.
 
-Senders are back-pressured by the bytes waiting in the channel
+Senders are back-pressured by the bytes queued or sealed and not yet written
 (:data:`QUEUE_HIGH_WATER`). Packets the reader itself must send in reply
 (window adjusts, request failures) never wait: a task that waits on the queue
 while a rekey holds it would stop the very reads that finish the rekey.
