@@ -150,12 +150,15 @@ class Channel:
         self.close_received.set()
 
     def handle_window_adjust(self, reader: Reader) -> None:
-        increment = reader.uint32()
+        self.grow_send_window(reader.uint32())
+
+    def grow_send_window(self, increment: int) -> None:
         self.send_window += increment
         if self.send_window > 0xFFFFFFFF:
             # RFC 4254 §5.2: the window may not exceed 2^32 - 1 bytes.
             raise ProtocolError(f"channel {self.local_id}: server grew our send window past 2^32 - 1")
-        self._window_waiters.unpark_all()
+        if self._window_waiters:
+            self._window_waiters.unpark_all()
 
     def handle_data(self, stream: int, data: bytes | memoryview) -> None:
         size = len(data)
@@ -400,6 +403,14 @@ class ChannelMux:
             if channel is None:
                 raise ProtocolError(f"CHANNEL_DATA for unknown channel {local_id}")
             channel.handle_data(0, payload[9:])
+            return
+        if kind == msg.CHANNEL_WINDOW_ADJUST and len(payload) == 9:
+            # The other hot message: sshd grants window in 64 KiB steps during an upload.
+            local_id, increment = _DATA_HEADER.unpack_from(payload)[1:]
+            channel = self.channels.get(local_id)
+            if channel is None:
+                raise ProtocolError(f"CHANNEL_WINDOW_ADJUST for unknown channel {local_id}")
+            channel.grow_send_window(increment)
             return
         name = msg.message_name(kind)
         reader = Reader(payload, name)
