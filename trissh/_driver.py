@@ -212,14 +212,10 @@ class SSHClientTransport:
     async def wait_secure(self) -> None:
         """Wait until the first key exchange is done and the host key accepted."""
         if not self._secure.is_set():
-            await self._wait_or_fail(self._secure)
+            await self._secure.wait()  # _shut_down sets it too
         else:
             await trio.lowlevel.checkpoint()
         self._raise_if_failed()
-
-    async def _wait_or_fail(self, event: trio.Event) -> None:
-        """Wait for ``event``; the connection ending sets every event waited on this way."""
-        await event.wait()
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:
@@ -289,7 +285,7 @@ class SSHClientTransport:
                 self._wake_writer.set()
                 while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
                     self._writer_idle = trio.Event()
-                    await self._wait_or_fail(self._writer_idle)
+                    await self._writer_idle.wait()  # _shut_down sets it too
             if self.error is None:
                 self.error = ConnectionLost("the connection was closed")
                 self._shut_down()
@@ -533,7 +529,7 @@ class SSHClientTransport:
         done = self._kex_done
         self.state.start_rekey()
         self._wake_writer.set()
-        await self._wait_or_fail(done)
+        await done.wait()  # _shut_down sets it too
         self._raise_if_failed()
 
 

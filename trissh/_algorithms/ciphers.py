@@ -357,20 +357,19 @@ class _Mac:
         self._template = hmac.HMAC(key, algorithm)
         self.size = size
 
-    def compute(self, seq: int, *parts: bytes | memoryview) -> bytes:
+    def _keyed(self, seq: int, parts: tuple[bytes | memoryview, ...]) -> hmac.HMAC:
         mac = self._template.copy()
         mac.update(_U32.pack(seq & 0xFFFFFFFF))
         for part in parts:
             mac.update(part)
-        return mac.finalize()[: self.size]
+        return mac
+
+    def compute(self, seq: int, *parts: bytes | memoryview) -> bytes:
+        return self._keyed(seq, parts).finalize()[: self.size]
 
     def check(self, seq: int, tag: bytes | memoryview, *parts: bytes | memoryview) -> None:
-        mac = self._template.copy()
-        mac.update(_U32.pack(seq & 0xFFFFFFFF))
-        for part in parts:
-            mac.update(part)
         try:
-            mac.verify(bytes(tag))
+            self._keyed(seq, parts).verify(bytes(tag))
         except InvalidSignature:
             raise PacketError(
                 f"packet {seq}: MAC check failed (corrupted or tampered)", DisconnectReason.MAC_ERROR
