@@ -775,3 +775,7 @@ def test_writer_keeps_buffers_for_bulk_and_releases_them_when_quiet() -> None:
         writer.write(b"x" * 100)
         bytes(writer.take())
     assert max(len(writer._buffer), len(writer._spare)) < 64 * 1024
+    writer.take()  # the writer's round after its last send: an idle connection keeps no buffer at all
+    assert len(writer._buffer) == len(writer._spare) == 0
+    writer.write(b"y" * 100)  # and makes one again when it next sends
+    assert len(writer.take()) > 100

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -54,6 +55,7 @@ from ._errors import (
 )
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
+from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.state import TransportState
 from ._wire import Reader, byte, string
 
@@ -83,6 +85,10 @@ CLOSE_FLUSH_TIMEOUT: Final = 5.0
 # command of most connections, without this.
 _TCP_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
 
+# Task names, given so that Trio does not build a new name string per task.
+_READER_NAME: Final = "trissh transport reader"
+_WRITER_NAME: Final = "trissh transport writer"
+
 PacketHandler = Callable[[int, bytes | memoryview], None]
 CloseCallback = Callable[[SSHError], None]
 
@@ -111,25 +117,26 @@ class SSHClientTransport:
         self.port = port
         self._host_key_verifier = host_key_verifier
         self.error: SSHError | None = None
-        self._queue_send, self._queue_receive = trio.open_memory_channel[bytes](math.inf)
+        self._queue: deque[bytes] = deque()  # service packets for the writer, in order
         self._queued_bytes = 0
-        self._queue_space = trio.lowlevel.ParkingLot()
+        self._queue_space: trio.lowlevel.ParkingLot | None = None  # made when a sender first waits
         self._reply_backlog = 0
-        self._wake_writer = trio.Event()
-        self._secure = trio.Event()
-        self._closed = trio.Event()
-        self._kex_done = trio.Event()
-        self._incoming_send, self._incoming_receive = trio.open_memory_channel[tuple[int, bytes]](64)
+        self._wake_writer = Wakeup()
+        self._secure = Latch()
+        self._closed = False
+        self._kex_done = Latch()
+        # Service packets for receive_packet() callers, until a handler takes over.
+        self._incoming: PacketInbox[tuple[int, bytes]] | None = PacketInbox(64)
         self._nursery: trio.Nursery | None = None
         self._packet_handler: PacketHandler | None = None
         self._close_callbacks: list[CloseCallback] = []
         self._task_scopes: list[trio.CancelScope] = []
         self._stopping = False
         self._running = 0
-        self._tasks_done = trio.Event()
+        self._tasks_done = Latch()
         self._rekey_seconds = rekey_seconds
         self._rekey_deadline = math.inf
-        self._writer_idle = trio.Event()
+        self._writer_idle: Latch | None = None  # set when the writer has nothing left; for aclose()
         self.authenticated = False
 
     # --- hooks (override, or pass host_key_verifier) ------------------------------
@@ -171,8 +178,8 @@ class SSHClientTransport:
         """Send our version and KEXINIT and start the reader and writer tasks in ``nursery``."""
         self.state.start()
         self._nursery = nursery
-        nursery.start_soon(self._guard, self._reader_loop)
-        nursery.start_soon(self._guard, self._writer_loop)
+        nursery.start_soon(self._guard, self._reader_loop, name=_READER_NAME)
+        nursery.start_soon(self._guard, self._writer_loop, name=_WRITER_NAME)
 
     def _cancel_tasks(self) -> None:
         self._stopping = True
@@ -223,7 +230,7 @@ class SSHClientTransport:
 
     @property
     def is_closed(self) -> bool:
-        return self._closed.is_set()
+        return self._closed
 
     def add_close_callback(self, callback: CloseCallback) -> None:
         """Call ``callback(error)`` once when the connection ends, whatever ends it."""
@@ -255,14 +262,17 @@ class SSHClientTransport:
         self._shut_down()
 
     def _shut_down(self) -> None:
-        self._closed.set()
+        self._closed = True
         # Wake whoever waits for progress that will now never come.
         self._secure.set()
         self._kex_done.set()
-        self._writer_idle.set()
-        self._queue_space.unpark_all()
+        if self._writer_idle is not None:
+            self._writer_idle.set()
+        if self._queue_space is not None:
+            self._queue_space.unpark_all()
         self._wake_writer.set()
-        self._incoming_send.close()
+        if self._incoming is not None:
+            self._incoming.close()
         callbacks, self._close_callbacks = self._close_callbacks, []
         assert self.error is not None
         for callback in callbacks:
@@ -280,12 +290,12 @@ class SSHClientTransport:
             with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
                 scope.shield = True
                 payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-                self._queue_send.send_nowait(payload)
+                self._queue.append(payload)
                 self._queued_bytes += len(payload)
                 self._wake_writer.set()
                 while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
-                    self._writer_idle = trio.Event()
-                    await self._writer_idle.wait()  # _shut_down sets it too
+                    self._writer_idle = idle = Latch()
+                    await idle.wait()  # _shut_down sets it too
             if self.error is None:
                 self.error = ConnectionLost("the connection was closed")
                 self._shut_down()
@@ -320,6 +330,8 @@ class SSHClientTransport:
         checkpoint once.
         """
         while self.queue_full and self.error is None:
+            if self._queue_space is None:
+                self._queue_space = trio.lowlevel.ParkingLot()
             await self._queue_space.park()
         self._raise_if_failed()
 
@@ -327,7 +339,7 @@ class SSHClientTransport:
         """Queue one packet without waiting. For senders that batch several packets
         between checkpoints; they must respect :attr:`queue_full` themselves."""
         self._raise_if_failed()
-        self._queue_send.send_nowait(payload)
+        self._queue.append(payload)
         self._queued_bytes += len(payload)
         self._wake_writer.set()
 
@@ -364,15 +376,16 @@ class SSHClientTransport:
         self._reply_backlog += 1
         if self._reply_backlog > MAX_REPLY_BACKLOG:
             raise ProtocolError(f"the server provoked over {MAX_REPLY_BACKLOG} replies it does not read")
-        self._queue_send.send_nowait(payload)
+        self._queue.append(payload)
         self._queued_bytes += len(payload)
         self._wake_writer.set()
 
     async def _writer_loop(self) -> None:
         state = self.state
-        receive = self._queue_receive
+        queue = self._queue
+        wake = self._wake_writer
         while True:
-            self._wake_writer = trio.Event()
+            wake.clear()
             if self.error is not None:
                 return
             if trio.current_time() >= self._rekey_deadline:
@@ -380,24 +393,22 @@ class SSHClientTransport:
                 # idle connection is rekeyed when it is next used.
                 self._rekey_deadline = math.inf
                 state.start_rekey()
-            while state.can_send:
-                try:
-                    payload = receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
+            while queue and state.can_send:
+                payload = queue.popleft()
                 self._queued_bytes -= len(payload)
                 state.send(payload)
                 if state.pending_output_size >= SEND_BATCH:
                     break
             self._reply_backlog = 0
             data = state.data_to_send()
-            if self._queue_space and not self.queue_full:
+            if self._queue_space and not self.queue_full:  # (an empty ParkingLot is false)
                 self._queue_space.unpark_all()
             if data:
                 await self.stream.send_all(memoryview(data))
                 continue
-            self._writer_idle.set()
-            await self._wake_writer.wait()
+            if self._writer_idle is not None:
+                self._writer_idle.set()
+            await wake.wait()
 
     # --- receiving ----------------------------------------------------------------------------
 
@@ -458,7 +469,7 @@ class SSHClientTransport:
                     await self.connection_secure()
                     self._secure.set()
                 self._kex_done.set()
-                self._kex_done = trio.Event()
+                self._kex_done = Latch()
 
     async def _check_host_key(self, key: PublicKey) -> None:
         if not await self.verify_host_key(key, key.fingerprint):
@@ -480,20 +491,32 @@ class SSHClientTransport:
             # connection messages (sshd's hostkeys-00 request) before the task that
             # waits for the success has even run.
             self.authenticated = True
-        await self._incoming_send.send((event.seq, bytes(event.payload)))
+        if self._incoming is not None:
+            try:
+                await self._incoming.put((event.seq, bytes(event.payload)))
+                return
+            except trio.ClosedResourceError:  # a handler took over while we waited, or we are closing
+                pass
+        if self._packet_handler is not None:
+            self._packet_handler(event.seq, event.payload)
 
-    def set_packet_handler(self, handler: PacketHandler | None) -> None:
+    def set_packet_handler(self, handler: PacketHandler) -> None:
         """Deliver service packets to ``handler`` (called in the reader task) from now on.
 
         Packets that arrived before, and that no :meth:`receive_packet` took, go
-        to the handler first, in order.
+        to the handler first, in order. The handler then gets every packet:
+        :meth:`receive_packet` is for services that come before it (auth).
         """
         self._packet_handler = handler
-        if handler is None:
+        if self._incoming is None:
             return
+        # The handler takes everything from now on: hand it what was waiting,
+        # and let the inbox go (a connection keeps it no longer than auth).
+        incoming, self._incoming = self._incoming, None
+        incoming.close()
         while True:
             try:
-                seq, payload = self._incoming_receive.receive_nowait()
+                seq, payload = incoming.get_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
             try:
@@ -505,8 +528,11 @@ class SSHClientTransport:
 
     async def receive_packet(self) -> bytes:
         """The next service packet, for services that read packets themselves (auth)."""
+        if self._incoming is None:
+            self._raise_if_failed()
+            raise RuntimeError("receive_packet() after set_packet_handler(): the handler gets every packet")
         try:
-            return (await self._incoming_receive.receive())[1]
+            return (await self._incoming.get())[1]
         except trio.EndOfChannel:
             assert self.error is not None
             raise self.error from None

@@ -212,8 +212,17 @@ class _PlainOpener(Opener):
         return _payload(bytes(packet[4:]), len(packet) - 4)
 
 
+# Padding need not be secret, only unpredictable (it is encrypted with the
+# packet): every connection draws from one pool rather than keeping its own.
+_SYSTEM_PADDING: Final = _PaddingSource(os.urandom)
+
+
+def _padding_source(random: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    return _SYSTEM_PADDING if random is os.urandom else _PaddingSource(random)
+
+
 def plain_sealer(random: Callable[[int], bytes] = os.urandom) -> Sealer:
-    return _PlainSealer(_PaddingSource(random))
+    return _PlainSealer(_padding_source(random))
 
 
 def plain_opener() -> Opener:
@@ -516,7 +525,7 @@ def make_sealer(
     random: Callable[[int], bytes] = os.urandom,
 ) -> Sealer:
     """The sealer for one direction, from the negotiated specs and derived keys."""
-    random = _PaddingSource(random)
+    random = _padding_source(random)
     if cipher.family == "chacha":
         return _ChaChaSealer(key, random)
     if cipher.family == "gcm":

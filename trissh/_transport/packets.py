@@ -25,8 +25,7 @@ _SEQ_MASK = 0xFFFFFFFF
 # a packet does not fit and keeps its size, so a bulk transfer grows it a few
 # times only.
 _MIN_CAPACITY = 2048
-# Buffers above this size are released once recent batches stay below the other.
-_TRIM_ABOVE = 256 * 1024
+# A buffer no longer in use is released while recent batches stay below this.
 _TRIM_WHEN_QUIET_BELOW = 16 * 1024
 
 
@@ -107,11 +106,12 @@ class PacketWriter:
         data = memoryview(self._buffer)[:taken]
         self._buffer, self._spare = self._spare, self._buffer
         self._fill = 0
-        # A slowly decaying peak of recent batches: once traffic has dropped to
-        # small batches for a while, let a buffer grown by a burst go. A bulk
-        # stream never qualifies, so it never regrows its buffers.
+        # A slowly decaying peak of recent batches: while traffic is small, let
+        # the buffer that is no longer in use go (a process may hold thousands
+        # of mostly idle connections; a small one is quickly made again). A
+        # bulk stream never qualifies, so it never regrows its buffers.
         self._recent_peak = max(taken, int(self._recent_peak * 0.85))
-        if self._recent_peak < _TRIM_WHEN_QUIET_BELOW and len(self._buffer) > _TRIM_ABOVE:
+        if self._recent_peak < _TRIM_WHEN_QUIET_BELOW:
             self._buffer = bytearray()
         return data
 
