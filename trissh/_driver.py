@@ -53,9 +53,9 @@ from ._errors import (
     ProtocolError,
     SSHError,
 )
+from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
-from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.state import TransportState
 from ._wire import Reader, byte, string
 

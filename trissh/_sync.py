@@ -54,7 +54,7 @@ class Wakeup:
         assert self._task is None, "Wakeup has a single waiter"
         self._task = trio.lowlevel.current_task()
 
-        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        def abort(_: object) -> trio.lowlevel.Abort:
             self._task = None
             return trio.lowlevel.Abort.SUCCEEDED
 

@@ -254,7 +254,6 @@ class TransportState:
                 return count
         return len(headers)
 
-
     def data_to_send(self) -> memoryview:
         """Everything sealed since the last call, in order.
 
