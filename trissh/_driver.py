@@ -117,7 +117,9 @@ class SSHClientTransport:
         self.port = port
         self._host_key_verifier = host_key_verifier
         self.error: SSHError | None = None
-        self._queue: deque[bytes] = deque()  # service packets for the writer, in order
+        # Service packets for the writer, in order; None while empty (a deque
+        # allocates a 64-slot block, and most connections are idle most of the time).
+        self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._queue_space: trio.lowlevel.ParkingLot | None = None  # made when a sender first waits
         self._reply_backlog = 0
@@ -290,8 +292,7 @@ class SSHClientTransport:
             with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
                 scope.shield = True
                 payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-                self._queue.append(payload)
-                self._queued_bytes += len(payload)
+                self._enqueue(payload)
                 self._wake_writer.set()
                 while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
                     self._writer_idle = idle = Latch()
@@ -339,8 +340,7 @@ class SSHClientTransport:
         """Queue one packet without waiting. For senders that batch several packets
         between checkpoints; they must respect :attr:`queue_full` themselves."""
         self._raise_if_failed()
-        self._queue.append(payload)
-        self._queued_bytes += len(payload)
+        self._enqueue(payload)
         self._wake_writer.set()
 
     @property
@@ -376,13 +376,18 @@ class SSHClientTransport:
         self._reply_backlog += 1
         if self._reply_backlog > MAX_REPLY_BACKLOG:
             raise ProtocolError(f"the server provoked over {MAX_REPLY_BACKLOG} replies it does not read")
-        self._queue.append(payload)
-        self._queued_bytes += len(payload)
+        self._enqueue(payload)
         self._wake_writer.set()
+
+    def _enqueue(self, payload: bytes) -> None:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(payload)
+        self._queued_bytes += len(payload)
 
     async def _writer_loop(self) -> None:
         state = self.state
-        queue = self._queue
         wake = self._wake_writer
         while True:
             wake.clear()
@@ -393,12 +398,16 @@ class SSHClientTransport:
                 # idle connection is rekeyed when it is next used.
                 self._rekey_deadline = math.inf
                 state.start_rekey()
-            while queue and state.can_send:
-                payload = queue.popleft()
-                self._queued_bytes -= len(payload)
-                state.send(payload)
-                if state.pending_output_size >= SEND_BATCH:
-                    break
+            queue = self._queue
+            if queue is not None:
+                while queue and state.can_send:
+                    payload = queue.popleft()
+                    self._queued_bytes -= len(payload)
+                    state.send(payload)
+                    if state.pending_output_size >= SEND_BATCH:
+                        break
+                if not queue:
+                    self._queue = None
             self._reply_backlog = 0
             data = state.data_to_send()
             if self._queue_space and not self.queue_full:  # (an empty ParkingLot is false)

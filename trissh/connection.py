@@ -24,7 +24,7 @@ import trio
 from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
 from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS, PublicKey
 from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
-from ._auth.keys import PrivateKey, is_encrypted, load_private_key
+from ._auth.keys import PrivateKey, is_encrypted, load_private_key, read_key_file
 from ._auth.known_hosts import HostKeyStatus, KnownHosts, Marker, default_known_hosts_paths
 from ._auth.userauth import AuthResult, PasswordSource, authenticate
 from ._channels.channel import ChannelMux
@@ -241,10 +241,7 @@ async def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[
 
 
 async def _load_key_file(path: str, passphrase: PassphraseSource, *, skip_locked: bool) -> PrivateKey | None:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyImportError(f"cannot read key file {path}: {exc}") from exc
+    data = read_key_file(path)
     if not is_encrypted(data):
         return load_private_key(path)  # fast: no key derivation, no thread needed
     if passphrase is None:

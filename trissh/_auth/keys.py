@@ -51,6 +51,7 @@ __all__ = [
     "is_encrypted",
     "load_private_key",
     "load_public_key_file",
+    "read_key_file",
 ]
 
 #: The `cryptography` private key classes trissh can sign with.
@@ -59,6 +60,7 @@ CryptoPrivateKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivat
 # Key files are a few kilobytes; refusing anything over this keeps a mistaken
 # path (a disk image, /dev/zero) from being read into memory.
 MAX_KEY_FILE_SIZE: Final = 1024 * 1024
+_READ_CHUNK: Final = 16 * 1024
 
 _OPENSSH_MAGIC: Final = b"openssh-key-v1\x00"
 _PEM_BEGIN: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -379,17 +381,27 @@ def _wrap(key: object, comment: str, where: str) -> PrivateKey:
 # --- files -------------------------------------------------------------------------------------
 
 
-def _read_key_file(path: str | os.PathLike[str], what: str) -> bytes:
+def read_key_file(path: str | os.PathLike[str], what: str = "key file") -> bytes:
+    """A key file's bytes, refusing one over :data:`MAX_KEY_FILE_SIZE` without reading it all."""
+    chunks: list[bytes] = []
+    total = 0
     try:
         with open(path, "rb") as file:
-            data = file.read(MAX_KEY_FILE_SIZE + 1)
+            # In small reads: one read of the whole limit would allocate it
+            # (1 MiB) for every key loaded, and keys are loaded per connection.
+            while total <= MAX_KEY_FILE_SIZE:
+                chunk = file.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
     except FileNotFoundError as exc:
         raise KeyImportError(f"{what} {os.fspath(path)} not found") from exc
     except OSError as exc:
         raise KeyImportError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_KEY_FILE_SIZE:
+    if total > MAX_KEY_FILE_SIZE:
         raise KeyImportError(f"{what} {os.fspath(path)} is larger than {MAX_KEY_FILE_SIZE} bytes")
-    return data
+    return b"".join(chunks)
 
 
 def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> PrivateKey:
@@ -402,7 +414,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | Non
         KeyImportError: as :func:`import_private_key`, and when the file cannot
             be read (wrapping the OSError, naming the path).
     """
-    data = _read_key_file(path, "key file")
+    data = read_key_file(path, "key file")
     key = import_private_key(data, passphrase, name=f"key file {os.fspath(path)}")
     if not key.comment:
         comment = _pub_file_comment(Path(os.fspath(path) + ".pub"), key.public_key)
@@ -413,7 +425,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | Non
 
 def _pub_file_comment(pub_path: Path, public_key: PublicKey) -> str:
     try:
-        line = pub_path.read_bytes()[:MAX_KEY_FILE_SIZE].decode("utf-8", "replace").strip()
+        line = read_key_file(pub_path, "public key file").decode("utf-8", "replace").strip()
         fields = line.split(maxsplit=2)
         if len(fields) == 3 and parse_openssh_public_key(line) == public_key:
             return fields[2]
@@ -430,7 +442,7 @@ def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
     Raises:
         KeyImportError: the file cannot be read or holds no valid public key.
     """
-    data = _read_key_file(path, "public key file")
+    data = read_key_file(path, "public key file")
     where = f"public key file {os.fspath(path)}"
     if _pem_label(data) == b"PUBLIC KEY":
         try:
