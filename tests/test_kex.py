@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from trissh import _messages as msg
 from trissh._algorithms.ciphers import CIPHERS, MACS, make_opener, make_sealer
-from trissh._algorithms.kex import KEX_METHODS, Curve25519Kex, KexResult
+from trissh._algorithms.kex import KEX_METHODS, Curve25519Kex, KexResult, KexSetup
 from trissh._errors import DisconnectError, DisconnectReason, HostKeyNotVerifiable, ProtocolError
 from trissh._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from trissh._transport.negotiate import (
@@ -93,7 +93,7 @@ def make_kex(private: bytes, prefix: bytes = PREFIX) -> Curve25519Kex:
         assert n == 32, n
         return private
 
-    return Curve25519Kex("curve25519-sha256", prefix, draw)
+    return Curve25519Kex(KexSetup("curve25519-sha256", prefix, draw))
 
 
 def ecdh_reply(

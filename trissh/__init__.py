@@ -13,6 +13,7 @@ connection can do.
 from __future__ import annotations
 
 from ._algorithms.hostkeys import PublicKey
+from ._algorithms.kex import GexBits
 from ._auth.keys import PrivateKey, import_private_key, load_private_key
 from ._auth.known_hosts import HostKeyStatus, KnownHosts
 from ._channels.session import CompletedProcess, Process
@@ -44,6 +45,7 @@ __all__ = [
     "DirectionAlgorithms",
     "DisconnectError",
     "DisconnectReason",
+    "GexBits",
     "HostKeyNotVerifiable",
     "HostKeyStatus",
     "KeyImportError",

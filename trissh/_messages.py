@@ -19,9 +19,18 @@ EXT_INFO: Final = 7  # RFC 8308
 # Algorithm negotiation
 KEXINIT: Final = 20
 NEWKEYS: Final = 21
-# Key exchange method specific (30-49); ECDH / curve25519 reuse 30 and 31
-KEX_ECDH_INIT: Final = 30
-KEX_ECDH_REPLY: Final = 31
+# Key exchange method specific (30-49): each method gives the numbers its own
+# meaning, so these overlap; message_name() shows the ECDH names for 30 and 31.
+KEX_ECDH_INIT: Final = 30  # RFC 5656; also KEXDH_INIT (RFC 4253), KEX_HYBRID_INIT
+KEX_ECDH_REPLY: Final = 31  # also KEXDH_REPLY, KEX_HYBRID_REPLY, KEX_DH_GEX_GROUP
+KEXDH_INIT: Final = 30
+KEXDH_REPLY: Final = 31
+KEX_HYBRID_INIT: Final = 30  # mlkem768x25519-sha256
+KEX_HYBRID_REPLY: Final = 31
+KEX_DH_GEX_GROUP: Final = 31  # RFC 4419
+KEX_DH_GEX_INIT: Final = 32
+KEX_DH_GEX_REPLY: Final = 33
+KEX_DH_GEX_REQUEST: Final = 34
 # User authentication (RFC 4252)
 USERAUTH_REQUEST: Final = 50
 USERAUTH_FAILURE: Final = 51
@@ -47,7 +56,7 @@ CHANNEL_FAILURE: Final = 100
 
 _NAMES: Final = {
     value: name
-    for name, value in globals().items()
+    for name, value in reversed(list(globals().items()))  # the first name given to a number wins
     if name.isupper() and isinstance(value, int) and not name.startswith("_")
 }
 

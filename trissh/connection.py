@@ -23,7 +23,7 @@ import trio
 
 from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
 from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS, PublicKey
-from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
+from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS, GexBits
 from ._auth.keys import PrivateKey, is_encrypted, load_private_key, read_key_file
 from ._auth.known_hosts import HostKeyStatus, KnownHosts, Marker, default_known_hosts_paths
 from ._auth.userauth import AuthResult, PasswordSource, authenticate
@@ -364,6 +364,7 @@ async def connect(
     host_key_algs: Sequence[str] | None = None,
     ciphers: Sequence[str] | None = None,
     macs: Sequence[str] | None = None,
+    gex_bits: GexBits | tuple[int, int, int] | None = None,
     rekey_bytes: int | None = None,
     rekey_seconds: float | None = 3600.0,
     connect_timeout: float | None = 30.0,
@@ -385,7 +386,11 @@ async def connect(
             or an async callable ``(host, port, key) -> bool`` decides. A changed
             or revoked key is always refused.
         kex_algs, host_key_algs, ciphers, macs: preference lists (most preferred
-            first); only supported names are allowed. Defaults follow OpenSSH.
+            first); only supported names are allowed. Defaults follow OpenSSH;
+            legacy algorithms (SHA-1, CBC, ``ssh-rsa``) are used only when named.
+        gex_bits: for Diffie-Hellman group exchange, the (minimum, preferred,
+            maximum) group size in bits; default (2048, 3072, 8192). A server
+            offering a group below the minimum is refused.
         rekey_bytes: start a new key exchange after this many bytes either way
             (default 1 GiB); rekey_seconds: ... after this long (default 1 hour).
         connect_timeout: seconds for TCP connect, key exchange and authentication.
@@ -403,6 +408,11 @@ async def connect(
         ciphers=_validated(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
         macs=_validated(macs, MACS, DEFAULT_MACS, "MAC"),
     )
+    state = TransportState(
+        prefs,
+        rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES,
+        gex_bits=gex_bits if isinstance(gex_bits, GexBits | None) else GexBits(*gex_bits),
+    )
     keys = await _load_keys(client_keys, passphrase)
     verifier = _make_verifier(known, host_key_policy, known_hosts, host, port)
 
@@ -413,11 +423,10 @@ async def connect(
                 host,
                 port,
                 user,
-                prefs,
+                state,
                 keys,
                 password,
                 verifier,
-                rekey_bytes,
                 rekey_seconds,
                 connect_timeout,
             )
@@ -437,11 +446,10 @@ async def _establish(
     host: str,
     port: int,
     user: str,
-    prefs: AlgorithmPreferences,
+    state: TransportState,
     keys: list[PrivateKey],
     password: PasswordSource,
     verifier: Callable[[PublicKey], Awaitable[bool]],
-    rekey_bytes: int | None,
     rekey_seconds: float | None,
     connect_timeout: float | None,
 ) -> SSHConnection:
@@ -453,7 +461,6 @@ async def _establish(
                 stream = await trio.open_tcp_stream(host, port)
             except OSError as exc:
                 raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
-            state = TransportState(prefs, rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES)
             transport = SSHClientTransport(
                 stream, state, host=host, port=port, host_key_verifier=verifier, rekey_seconds=rekey_seconds
             )

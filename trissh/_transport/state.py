@@ -46,7 +46,7 @@ from typing import Final
 from .. import _messages as msg
 from .._algorithms import ciphers
 from .._algorithms.hostkeys import PublicKey, decode_public_key
-from .._algorithms.kex import KEX_METHODS, KexMethod, KexResult
+from .._algorithms.kex import KEX_METHODS, GexBits, KexMethod, KexResult, KexSetup
 from .._errors import (
     DisconnectError,
     HostKeyNotVerifiable,
@@ -123,6 +123,7 @@ class TransportState:
         random: source of random bytes (cookies, padding, ephemeral keys).
         rekey_bytes: start a new key exchange after this many bytes in a direction.
         version: our version string, without CR LF.
+        gex_bits: group sizes for Diffie-Hellman group exchange (default: OpenSSH's).
     """
 
     def __init__(
@@ -132,8 +133,10 @@ class TransportState:
         random: Callable[[int], bytes] = os.urandom,
         rekey_bytes: int = DEFAULT_REKEY_BYTES,
         version: str = CLIENT_VERSION,
+        gex_bits: GexBits | None = None,
     ) -> None:
         self._prefs = preferences
+        self._gex_bits = gex_bits or GexBits()
         self._random = random
         self.rekey_bytes = rekey_bytes
         self.client_version = version
@@ -439,7 +442,9 @@ class TransportState:
             + string(self._our_kexinit.payload)
             + string(payload)
         )
-        self._kex = KEX_METHODS[negotiated.kex](negotiated.kex, prefix, self._random)
+        self._kex = KEX_METHODS[negotiated.kex](
+            KexSetup(negotiated.kex, prefix, self._random, self._gex_bits)
+        )
         self._writer.write(self._kex.start())
         self.kex_state = KexState.EXCHANGING
 
