@@ -58,6 +58,8 @@ class Suite:
             return "chacha"
         if self.cipher.endswith("-gcm@openssh.com"):
             return "gcm"
+        if self.cipher.endswith("-cbc"):
+            return "cbc"
         assert self.cipher.endswith("-ctr"), self.cipher
         return "ctr"
 
@@ -71,12 +73,12 @@ class Suite:
 
     @property
     def iv_size(self) -> int:
-        return {"none": 0, "chacha": 0, "gcm": 12, "ctr": 16}[self.family]
+        return {"none": 0, "chacha": 0, "gcm": 12, "ctr": 16, "cbc": 16}[self.family]
 
     @property
     def block(self) -> int:
         """RFC 4253 §6: the cipher block size, or 8 for stream ciphers and no cipher."""
-        return 16 if self.family in ("gcm", "ctr") else 8
+        return 16 if self.family in ("gcm", "ctr", "cbc") else 8
 
     @property
     def etm(self) -> bool:
@@ -85,6 +87,8 @@ class Suite:
     @property
     def hash_name(self) -> str:
         assert self.mac is not None
+        if self.mac.startswith("hmac-sha1"):
+            return "sha1"
         return "sha512" if "sha2-512" in self.mac else "sha256"
 
     @property
@@ -106,7 +110,7 @@ class Suite:
 
     @property
     def header_size(self) -> int:
-        return 16 if self.family == "ctr" and not self.etm else 4
+        return 16 if self.family in ("ctr", "cbc") and not self.etm else 4
 
 
 SUITES = (
@@ -210,13 +214,17 @@ class Reference:
       4-byte fixed field and an 8-byte invocation counter incremented per packet);
     * AES-CTR: RFC 4344 §4 (one keystream for the whole direction, counter = IV as a 128-bit
       big-endian integer, here built from AES-ECB), MAC (RFC 4253 §6.4, RFC 6668) over
-      seq || plaintext packet, or for -etm@openssh.com over seq || length || ciphertext.
+      seq || plaintext packet, or for -etm@openssh.com over seq || length || ciphertext;
+    * AES-CBC: RFC 4253 §6.3 (one chain for the whole direction: each packet's first block is
+      XORed with the previous packet's last ciphertext block; here block by block from AES-ECB),
+      with the same MACs as CTR.
     """
 
     def __init__(self, suite: Suite, keys: Keys) -> None:
         self.suite = suite
         self.keys = keys
         self._ctr = int.from_bytes(keys.iv, "big")
+        self._cbc_chain = keys.iv
         self._gcm_counter = int.from_bytes(keys.iv[4:12], "big")
 
     def _ctr_keystream(self, nbytes: int, *, advance: bool = True) -> bytes:
@@ -226,6 +234,33 @@ class Reference:
         if advance:
             self._ctr = (self._ctr + blocks) % 2**128
         return Cipher(algorithms.AES(self.keys.key), modes.ECB()).encryptor().update(counters)
+
+    def _cbc(self, data: bytes, *, decrypt: bool, advance: bool = True) -> bytes:
+        assert len(data) % 16 == 0
+        ecb = Cipher(algorithms.AES(self.keys.key), modes.ECB())
+        chain, out = self._cbc_chain, []
+        for i in range(0, len(data), 16):
+            block = data[i : i + 16]
+            if decrypt:
+                out.append(_xor(ecb.decryptor().update(block), chain))
+                chain = block
+            else:
+                chain = ecb.encryptor().update(_xor(block, chain))
+                out.append(chain)
+        if advance:
+            self._cbc_chain = chain
+        return b"".join(out)
+
+    def _encrypt(self, data: bytes, *, advance: bool = True) -> bytes:
+        """CTR or CBC over whole blocks, continuing the direction's keystream or chain."""
+        if self.suite.family == "cbc":
+            return self._cbc(data, decrypt=False, advance=advance)
+        return _xor(data, self._ctr_keystream(len(data), advance=advance))
+
+    def _decrypt(self, data: bytes, *, advance: bool = True) -> bytes:
+        if self.suite.family == "cbc":
+            return self._cbc(data, decrypt=True, advance=advance)
+        return _xor(data, self._ctr_keystream(len(data), advance=advance))
 
     def _gcm_nonce(self) -> bytes:
         nonce = self.keys.iv[:4] + self._gcm_counter.to_bytes(8, "big")
@@ -265,17 +300,17 @@ class Reference:
         if suite.family == "gcm":
             return length + AESGCM(self.keys.key).encrypt(self._gcm_nonce(), inner, length)
         if suite.etm:
-            body = _xor(inner, self._ctr_keystream(len(inner)))
+            body = self._encrypt(inner)
             return length + body + self._mac(seq, length + body)
         plain = length + inner
-        return _xor(plain, self._ctr_keystream(len(plain))) + self._mac(seq, plain)
+        return self._encrypt(plain) + self._mac(seq, plain)
 
     def encrypt_header(self, seq: int, first: bytes) -> bytes:
         """The first ``header_size`` wire bytes for plaintext ``first`` (to craft length fields)."""
         if self.suite.family == "chacha":
             return _chacha20(self.keys.key[32:], seq, 0, first[:4])
-        if self.suite.family == "ctr" and not self.suite.etm:
-            return _xor(first[:16], self._ctr_keystream(16, advance=False))
+        if self.suite.family in ("ctr", "cbc") and not self.suite.etm:
+            return self._encrypt(first[:16], advance=False)
         return first[:4]
 
     def open(self, seq: int, data: bytes) -> Opened:
@@ -295,16 +330,16 @@ class Reference:
             length = int.from_bytes(data[:4], "big")
             end = 4 + length
             inner = AESGCM(self.keys.key).decrypt(self._gcm_nonce(), data[4 : end + tag], data[:4])
-        elif suite.family == "ctr" and suite.etm:
+        elif suite.family in ("ctr", "cbc") and suite.etm:
             length = int.from_bytes(data[:4], "big")
             end = 4 + length
             assert hmac.compare_digest(self._mac(seq, data[:end]), data[end : end + tag]), "bad EtM MAC"
-            inner = _xor(data[4:end], self._ctr_keystream(length))
-        elif suite.family == "ctr":
-            first = _xor(data[:16], self._ctr_keystream(16, advance=False))
+            inner = self._decrypt(data[4:end])
+        elif suite.family in ("ctr", "cbc"):
+            first = self._decrypt(data[:16], advance=False)
             length = int.from_bytes(first[:4], "big")
             end = 4 + length
-            plain = _xor(data[:end], self._ctr_keystream(end))
+            plain = self._decrypt(data[:end])
             assert hmac.compare_digest(self._mac(seq, plain), data[end : end + tag]), "bad MAC"
             inner = plain[4:]
         else:
@@ -714,7 +749,7 @@ def test_padding_length_beyond_the_packet_is_refused(suite: Suite) -> None:
 
 @pytest.mark.parametrize("name", list(CIPHERS))
 def test_cipher_table_sizes(name: str) -> None:
-    """Key and IV sizes per RFC 4344 §4, RFC 5647 §7 and PROTOCOL.chacha20poly1305."""
+    """Key and IV sizes per RFC 4253 §6.3, RFC 4344 §4, RFC 5647 §7 and PROTOCOL.chacha20poly1305."""
     spec = CIPHERS[name]
     suite = Suite(name, None)
     assert (spec.key_size, spec.iv_size) == (suite.key_size, suite.iv_size)
@@ -723,19 +758,29 @@ def test_cipher_table_sizes(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MACS))
 def test_mac_table_sizes(name: str) -> None:
-    """RFC 6668 §2: hmac-sha2-* use a key and a MAC as long as the hash output."""
+    """RFC 6668 §2 and RFC 4253 §6.4: hmac-sha2-* and hmac-sha1 use a key and a MAC as long as the
+    hash output."""
     spec = MACS[name]
     suite = Suite("aes128-ctr", name)
     assert (spec.key_size, spec.size, spec.etm) == (suite.mac_key_size, suite.mac_size, suite.etm)
 
 
 @pytest.mark.parametrize("name", [n for n, s in CIPHERS.items() if not s.aead])
-def test_ctr_cipher_without_mac_is_a_caller_error(name: str) -> None:
+def test_cipher_without_mac_is_a_caller_error(name: str) -> None:
     """A non-AEAD cipher needs a MAC; asking for none is our bug, not the peer's (ValueError)."""
     with pytest.raises(ValueError, match="needs a MAC"):
         make_sealer(CIPHERS[name], None, bytes(32), bytes(16), b"")
     with pytest.raises(ValueError, match="needs a MAC"):
         make_opener(CIPHERS[name], None, bytes(32), bytes(16), b"")
+
+
+def test_unknown_cipher_family_is_a_caller_error() -> None:
+    """A table row whose family no sealer or opener knows is our bug (ValueError), not the peer's."""
+    spec = ciphers.CipherSpec("aes128-xyz", 16, 16, "xyz", aead=False)
+    with pytest.raises(ValueError, match="unknown cipher family"):
+        make_sealer(spec, MACS["hmac-sha2-256"], bytes(16), bytes(16), bytes(32))
+    with pytest.raises(ValueError, match="unknown cipher family"):
+        make_opener(spec, MACS["hmac-sha2-256"], bytes(16), bytes(16), bytes(32))
 
 
 @all_suites

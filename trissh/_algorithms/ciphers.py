@@ -14,7 +14,7 @@ layer (``trissh._transport.packets``) only knows this narrow interface:
   anything is allocated for it); ``Opener.open(seq, packet) -> bytes``: the
   payload, after the MAC or tag has been checked.
 
-Three families cover what OpenSSH speaks:
+Four families cover what OpenSSH speaks:
 
 * ``chacha20-poly1305@openssh.com`` (OpenSSH PROTOCOL.chacha20poly1305): the
   length is encrypted with its own ChaCha20 key, the body with another, and a
@@ -23,7 +23,17 @@ Three families cover what OpenSSH speaks:
   associated data, the nonce is a 4-byte fixed part and an 8-byte counter;
 * AES-CTR with an HMAC (RFC 4344, RFC 6668), either MAC-then-encrypt over the
   plaintext, or ``-etm@openssh.com`` with the length in clear and the MAC over
-  the ciphertext.
+  the ciphertext;
+* AES-CBC with an HMAC (RFC 4253 §6.3), framed exactly like CTR: the IV of
+  each packet is the last ciphertext block of the one before.
+
+Legacy rows (the CBC ciphers and the SHA-1 MACs) are marked ``legacy=True``:
+they are never in ``DEFAULT_CIPHERS`` / ``DEFAULT_MACS`` and are negotiated
+only when a caller names them. CBC with a non-EtM MAC is the weakest pairing:
+its length field is decrypted and acted on before any MAC check, which is what
+the plaintext-recovery attack of Albrecht, Paterson and Watson (2009) uses, and
+trissh refuses a bad length at once rather than reading on to a fixed amount as
+OpenSSH does. It is here only for old servers that speak nothing better.
 
 Adding a cipher or a MAC is one class (when a new family is needed) and one row
 in ``CIPHERS`` or ``MACS``. All primitives come from ``cryptography``.
@@ -50,6 +60,8 @@ __all__ = [
     "CIPHERS",
     "DEFAULT_CIPHERS",
     "DEFAULT_MACS",
+    "LEGACY_CIPHERS",
+    "LEGACY_MACS",
     "MACS",
     "MAX_OVERHEAD",
     "MAX_PACKET_LENGTH",
@@ -354,7 +366,7 @@ class _GcmOpener(Opener):
         return _payload(plain, len(packet) - 20)
 
 
-# --- AES-CTR with an HMAC, MAC-then-encrypt or encrypt-then-MAC ---------------
+# --- AES-CTR and AES-CBC with an HMAC, MAC-then-encrypt or encrypt-then-MAC ---
 
 
 class _Mac:
@@ -385,9 +397,19 @@ class _Mac:
             ) from None
 
 
-class _CtrSealer(Sealer):
-    def __init__(self, key: bytes, iv: bytes, mac: _Mac, etm: bool, random: Callable[[int], bytes]) -> None:
-        self._encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+# CTR and CBC differ only in the mode object: each keeps one context per
+# direction whose state (the counter, or the last ciphertext block, RFC 4253
+# §6.3) carries over from packet to packet, and every packet is whole 16-byte
+# blocks, so one sealer and one opener serve both.
+_AesMode = modes.CTR | modes.CBC
+_AES_MODES: Final[dict[str, Callable[[bytes], _AesMode]]] = {"ctr": modes.CTR, "cbc": modes.CBC}
+
+
+class _AesHmacSealer(Sealer):
+    def __init__(
+        self, mode: _AesMode, key: bytes, mac: _Mac, etm: bool, random: Callable[[int], bytes]
+    ) -> None:
+        self._encryptor = Cipher(algorithms.AES(key), mode).encryptor()
         self._mac = mac
         self._etm = etm
         self.mac_size = mac.size
@@ -413,9 +435,9 @@ class _CtrSealer(Sealer):
         return end + size
 
 
-class _CtrOpener(Opener):
-    def __init__(self, key: bytes, iv: bytes, mac: _Mac, etm: bool) -> None:
-        self._decryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).decryptor()
+class _AesHmacOpener(Opener):
+    def __init__(self, mode: _AesMode, key: bytes, mac: _Mac, etm: bool) -> None:
+        self._decryptor = Cipher(algorithms.AES(key), mode).decryptor()
         self._mac = mac
         self._etm = etm
         # Without EtM the length is encrypted: we must decrypt a whole first
@@ -453,7 +475,7 @@ class CipherSpec:
     """One row of the cipher table.
 
     Fields: name; key_size and iv_size (bytes of key material to derive);
-    family ("chacha", "gcm" or "ctr"); aead (True when it needs no MAC);
+    family ("chacha", "gcm", "ctr" or "cbc"); aead (True when it needs no MAC);
     legacy (offered only when the caller names it).
     """
 
@@ -486,6 +508,9 @@ CIPHERS: Final[dict[str, CipherSpec]] = {
         CipherSpec("aes128-ctr", 16, 16, "ctr", aead=False),
         CipherSpec("aes192-ctr", 24, 16, "ctr", aead=False),
         CipherSpec("aes256-ctr", 32, 16, "ctr", aead=False),
+        CipherSpec("aes128-cbc", 16, 16, "cbc", aead=False, legacy=True),  # RFC 4253 §6.3
+        CipherSpec("aes192-cbc", 24, 16, "cbc", aead=False, legacy=True),
+        CipherSpec("aes256-cbc", 32, 16, "cbc", aead=False, legacy=True),
     )
 }
 
@@ -496,10 +521,16 @@ MACS: Final[dict[str, MacSpec]] = {
         MacSpec("hmac-sha2-512-etm@openssh.com", hashes.SHA512, 64, 64, etm=True),
         MacSpec("hmac-sha2-256", hashes.SHA256, 32, 32, etm=False),
         MacSpec("hmac-sha2-512", hashes.SHA512, 64, 64, etm=False),
+        MacSpec("hmac-sha1", hashes.SHA1, 20, 20, etm=False, legacy=True),  # RFC 4253 §6.4
+        MacSpec("hmac-sha1-etm@openssh.com", hashes.SHA1, 20, 20, etm=True, legacy=True),
     )
 }
 
-# OpenSSH's client order.
+#: Names usable only when a caller asks for them; never in the defaults.
+LEGACY_CIPHERS: Final = frozenset(name for name, spec in CIPHERS.items() if spec.legacy)
+LEGACY_MACS: Final = frozenset(name for name, spec in MACS.items() if spec.legacy)
+
+# OpenSSH's client order, without the algorithms it no longer offers by default.
 DEFAULT_CIPHERS: Final = [
     "chacha20-poly1305@openssh.com",
     "aes128-gcm@openssh.com",
@@ -516,6 +547,21 @@ DEFAULT_MACS: Final = [
 ]
 
 
+def _aes_hmac_parts(
+    cipher: CipherSpec, mac: MacSpec | None, iv: bytes, mac_key: bytes
+) -> tuple[_AesMode, _Mac, bool]:
+    """Mode, keyed MAC and EtM flag for AES with an HMAC.
+
+    A missing MAC or an unknown family is our bug, not the peer's: ValueError.
+    """
+    make_mode = _AES_MODES.get(cipher.family)
+    if make_mode is None:
+        raise ValueError(f"{cipher.name}: unknown cipher family {cipher.family!r}")
+    if mac is None:
+        raise ValueError(f"{cipher.name} needs a MAC")
+    return make_mode(iv), _Mac(mac_key, mac.hash(), mac.size), mac.etm
+
+
 def make_sealer(
     cipher: CipherSpec,
     mac: MacSpec | None,
@@ -530,9 +576,8 @@ def make_sealer(
         return _ChaChaSealer(key, random)
     if cipher.family == "gcm":
         return _GcmSealer(key, iv, random)
-    if mac is None:
-        raise ValueError(f"{cipher.name} needs a MAC")
-    return _CtrSealer(key, iv, _Mac(mac_key, mac.hash(), mac.size), mac.etm, random)
+    mode, keyed_mac, etm = _aes_hmac_parts(cipher, mac, iv, mac_key)
+    return _AesHmacSealer(mode, key, keyed_mac, etm, random)
 
 
 def make_opener(cipher: CipherSpec, mac: MacSpec | None, key: bytes, iv: bytes, mac_key: bytes) -> Opener:
@@ -541,6 +586,5 @@ def make_opener(cipher: CipherSpec, mac: MacSpec | None, key: bytes, iv: bytes, 
         return _ChaChaOpener(key)
     if cipher.family == "gcm":
         return _GcmOpener(key, iv)
-    if mac is None:
-        raise ValueError(f"{cipher.name} needs a MAC")
-    return _CtrOpener(key, iv, _Mac(mac_key, mac.hash(), mac.size), mac.etm)
+    mode, keyed_mac, etm = _aes_hmac_parts(cipher, mac, iv, mac_key)
+    return _AesHmacOpener(mode, key, keyed_mac, etm)

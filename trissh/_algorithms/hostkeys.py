@@ -43,6 +43,7 @@ from .._wire import DecodeError, Reader, mpint, string
 __all__ = [
     "DEFAULT_HOST_KEY_ALGORITHMS",
     "HOST_KEY_ALGORITHMS",
+    "LEGACY_HOST_KEY_ALGORITHMS",
     "SUPPORTED_KEY_TYPES",
     "CryptoPublicKey",
     "PublicKey",
@@ -68,11 +69,13 @@ class SignatureAlgorithm:
         name: the signature algorithm name, as negotiated and as written in signature blobs.
         key_type: the public key blob type it needs.
         hash: the hash signed over, or None for Ed25519 (which hashes internally).
+        legacy: negotiated only when a caller names it, never by default.
     """
 
     name: str
     key_type: str
     hash: type[hashes.HashAlgorithm] | None
+    legacy: bool = False
 
 
 HOST_KEY_ALGORITHMS: Final[Mapping[str, SignatureAlgorithm]] = {
@@ -84,12 +87,17 @@ HOST_KEY_ALGORITHMS: Final[Mapping[str, SignatureAlgorithm]] = {
         SignatureAlgorithm("ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521", hashes.SHA512),
         SignatureAlgorithm("rsa-sha2-512", "ssh-rsa", hashes.SHA512),  # RFC 8332 §3
         SignatureAlgorithm("rsa-sha2-256", "ssh-rsa", hashes.SHA256),
-        SignatureAlgorithm("ssh-rsa", "ssh-rsa", hashes.SHA1),  # RFC 4253 §6.6; SHA-1, legacy
+        SignatureAlgorithm("ssh-rsa", "ssh-rsa", hashes.SHA1, legacy=True),  # RFC 4253 §6.6; SHA-1
     )
 }
 
-#: Preference order offered in KEXINIT when the caller names none. ``ssh-rsa``
-#: (SHA-1) works but only when a caller asks for it by name.
+#: Signature algorithms usable only when a caller asks for them by name.
+LEGACY_HOST_KEY_ALGORITHMS: Final[frozenset[str]] = frozenset(
+    name for name, row in HOST_KEY_ALGORITHMS.items() if row.legacy
+)
+
+#: Preference order offered in KEXINIT when the caller names none; no legacy
+#: row (``ssh-rsa``, SHA-1) is in it.
 DEFAULT_HOST_KEY_ALGORITHMS: Final[list[str]] = [
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
