@@ -1,14 +1,22 @@
-"""Shared fixtures: a real OpenSSH server for the session, fault-injecting proxies, and ``--run-slow``."""
+"""Shared fixtures: OpenSSH, Dropbear and AsyncSSH servers, fault-injecting proxies, and ``--run-slow``."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 import trio
 from hypothesis import settings
 from proxy import Fault, Handler, Proxy, ProxyFactory, serve_proxy
+from servers import (
+    AsyncSSHServerFactory,
+    InteropServer,
+    ServerUnavailable,
+    start_asyncssh_server,
+    start_dropbear,
+)
 
 from trissh.testing import SSHServer, start_sshd
 
@@ -41,6 +49,61 @@ def sshd() -> Iterator[SSHServer]:
     """A throwaway OpenSSH server on 127.0.0.1, shared by the whole session (keys: every user key type)."""
     with start_sshd(user_key_types=SESSION_USER_KEY_TYPES) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def dropbear() -> Iterator[InteropServer]:
+    """A throwaway Dropbear on 127.0.0.1 for the session (``tests/servers.py``); skips where it cannot run."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_dropbear())
+        except ServerUnavailable as exc:
+            pytest.skip(str(exc))
+        yield server
+
+
+@pytest.fixture(scope="session")
+def asyncssh_server() -> Iterator[InteropServer]:
+    """An AsyncSSH server offering every algorithm AsyncSSH has (GSS aside), shared by the session."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_asyncssh_server())
+        except ServerUnavailable as exc:
+            pytest.skip(str(exc))
+        yield server
+
+
+@pytest.fixture
+def make_asyncssh_server() -> Iterator[AsyncSSHServerFactory]:
+    """Start AsyncSSH servers with chosen algorithms that live until the end of the test.
+
+    Example::
+
+        def test_x(make_asyncssh_server):
+            server = make_asyncssh_server(kex_algs=["curve25519-sha256"])
+    """
+    with contextlib.ExitStack() as stack:
+
+        def make(
+            *,
+            kex_algs: Sequence[str] | None = None,
+            encryption_algs: Sequence[str] | None = None,
+            mac_algs: Sequence[str] | None = None,
+            signature_algs: Sequence[str] | None = None,
+        ) -> InteropServer:
+            try:
+                return stack.enter_context(
+                    start_asyncssh_server(
+                        kex_algs=kex_algs,
+                        encryption_algs=encryption_algs,
+                        mac_algs=mac_algs,
+                        signature_algs=signature_algs,
+                    )
+                )
+            except ServerUnavailable as exc:
+                pytest.skip(str(exc))
+
+        yield make
 
 
 @pytest.fixture
