@@ -6,8 +6,8 @@ Usage::
     python examples/demo.py user@host[:port] [command...]  # against a real host
 
 The first form needs OpenSSH's sshd installed (scripts/demo installs it when run as root). The second uses
-trissh's defaults: your ~/.ssh/id_ed25519, id_ecdsa or id_rsa key and ~/.ssh/known_hosts; the exit status is the
-remote command's.
+trissh's defaults: your ~/.ssh/id_ed25519, id_ecdsa or id_rsa key and ~/.ssh/known_hosts; the exit status
+is the remote command's.
 """
 
 from __future__ import annotations

@@ -38,13 +38,14 @@ import logging
 import math
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import trio
 
 from . import _messages as msg
 from ._algorithms.hostkeys import PublicKey
+from ._algorithms.kex import GexBits
 from ._errors import (
     ConnectionLost,
     DisconnectError,
@@ -53,6 +54,7 @@ from ._errors import (
     ProtocolError,
     SSHError,
 )
+from ._options import algorithm_preferences
 from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
@@ -88,6 +90,7 @@ _TCP_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
 # Task names, given so that Trio does not build a new name string per task.
 _READER_NAME: Final = "trissh transport reader"
 _WRITER_NAME: Final = "trissh transport writer"
+_HOOK_NAME: Final = "trissh connection_secure hook"
 
 PacketHandler = Callable[[int, bytes | memoryview], None]
 CloseCallback = Callable[[SSHError], None]
@@ -98,19 +101,31 @@ class SSHClientTransport:
 
     Subclass and override :meth:`verify_host_key` and :meth:`connection_secure`,
     or pass ``host_key_verifier``. Start it with :meth:`start` in a nursery that
-    lives as long as the connection.
+    lives as long as the connection. Without a ``state``, one is made from the
+    algorithm lists given (each checked; None: OpenSSH's defaults), as
+    :func:`trissh.connect` takes them.
     """
 
     def __init__(
         self,
         stream: trio.abc.Stream,
-        state: TransportState,
+        state: TransportState | None = None,
         *,
         host: str = "",
         port: int = 22,
         host_key_verifier: Callable[[PublicKey], Awaitable[bool]] | None = None,
         rekey_seconds: float | None = None,
+        kex_algs: Sequence[str] | str | None = None,
+        host_key_algs: Sequence[str] | str | None = None,
+        ciphers: Sequence[str] | str | None = None,
+        macs: Sequence[str] | str | None = None,
+        gex_bits: GexBits | None = None,
     ) -> None:
+        if state is None:
+            prefs = algorithm_preferences(
+                kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs
+            )
+            state = TransportState(prefs, gex_bits=gex_bits)
         self.stream = stream
         self.state = state
         self.host = host
@@ -154,7 +169,13 @@ class SSHClientTransport:
         return await self._host_key_verifier(host_key)
 
     async def connection_secure(self) -> None:
-        """Called once the first key exchange is complete; the default does nothing."""
+        """Called once the first key exchange is complete; the default does nothing.
+
+        Like Conch's ``connectionSecure``, the place to start a service: it
+        runs in a task of its own, so it may ``await self.request_service(...)``
+        and exchange packets. If it raises, the connection ends with that
+        error (an :class:`SSHError` as it is, anything else wrapped in one).
+        """
 
     # --- what was agreed ---------------------------------------------------------------
 
@@ -475,8 +496,13 @@ class SSHClientTransport:
                     self._rekey_deadline = trio.current_time() + self._rekey_seconds
                 self._wake_writer.set()
                 if event.initial:
-                    await self.connection_secure()
                     self._secure.set()
+                    # In a task of its own, so that the hook may use the connection
+                    # (request a service, as Conch's connectionSecure does) while
+                    # this task goes on reading.
+                    if type(self).connection_secure is not SSHClientTransport.connection_secure:
+                        assert self._nursery is not None
+                        self._nursery.start_soon(self._guard, self.connection_secure, name=_HOOK_NAME)
                 self._kex_done.set()
                 self._kex_done = Latch()
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Final, Literal
 
 import trio
 
-from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
-from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS, PublicKey
-from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS, GexBits
+from ._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey
+from ._algorithms.kex import GexBits
 from ._auth.keys import PrivateKey, is_encrypted, load_private_key, read_key_file
 from ._auth.known_hosts import HostKeyStatus, KnownHosts, Marker, default_known_hosts_paths
 from ._auth.userauth import AuthResult, PasswordSource, authenticate
@@ -36,7 +36,8 @@ from ._errors import (
     KeyImportError,
     ProcessError,
 )
-from ._transport.negotiate import AlgorithmPreferences, Negotiated
+from ._options import algorithm_preferences
+from ._transport.negotiate import Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
 
 __all__ = ["ConnectTimeout", "SSHConnection", "connect"]
@@ -73,10 +74,15 @@ class SSHConnection:
         auth: how authentication went (method, banners).
     """
 
-    def __init__(self, transport: SSHClientTransport, auth: AuthResult) -> None:
+    def __init__(self, transport: SSHClientTransport, auth: AuthResult | None = None) -> None:
+        """Run the connection protocol over ``transport``, which must be authenticated.
+
+        :func:`connect` makes these; low-level users who authenticated
+        themselves may too (``auth`` then says nothing unless given).
+        """
         self._transport = transport
         self._mux = ChannelMux(transport)
-        self.auth = auth
+        self.auth = auth or AuthResult()
 
     @property
     def host_key(self) -> PublicKey:
@@ -189,24 +195,6 @@ class SSHConnection:
     async def aclose(self) -> None:
         """Close the connection (``connect()``'s block does this on exit)."""
         await self._transport.aclose()
-
-
-def _validated(
-    names: Sequence[str] | None, known: Iterable[str], default: Sequence[str], what: str
-) -> list[str]:
-    if names is None:
-        return list(default)
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    known_set = set(known)
-    unknown = [n for n in names if n not in known_set]
-    if unknown:
-        raise ValueError(
-            f"unsupported {what} algorithm(s): {', '.join(unknown)}; supported: {', '.join(known_set)}"
-        )
-    if not names:
-        raise ValueError(f"empty list of {what} algorithms")
-    return list(names)
 
 
 async def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
@@ -400,13 +388,11 @@ async def connect(
         ProtocolError, DisconnectError, KeyImportError.
     """
     user = username or getpass.getuser()
-    host_key_names = _validated(host_key_algs, HOST_KEY_ALGORITHMS, DEFAULT_HOST_KEY_ALGORITHMS, "host key")
     known = _known_hosts(known_hosts)
-    prefs = AlgorithmPreferences(
-        kex=_validated(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
-        host_key=_host_key_preferences(host_key_names, known, host, port, host_key_algs is not None),
-        ciphers=_validated(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
-        macs=_validated(macs, MACS, DEFAULT_MACS, "MAC"),
+    prefs = algorithm_preferences(kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs)
+    prefs = replace(
+        prefs,
+        host_key=_host_key_preferences(list(prefs.host_key), known, host, port, host_key_algs is not None),
     )
     state = TransportState(
         prefs,

@@ -1,0 +1,50 @@
+"""Algorithm choices as callers give them, checked and turned into :class:`AlgorithmPreferences`.
+
+Shared by :func:`trissh.connect` and by low-level users who build a
+:class:`~trissh.SSHClientTransport` themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
+from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS
+from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
+from ._transport.negotiate import AlgorithmPreferences
+
+__all__ = ["algorithm_preferences", "validated_names"]
+
+
+def validated_names(
+    names: Sequence[str] | str | None, known: Iterable[str], default: Sequence[str], what: str
+) -> list[str]:
+    """``names`` (a list, or a comma-separated string) checked against ``known``; ``default`` when None."""
+    if names is None:
+        return list(default)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    known_set = set(known)
+    unknown = [n for n in names if n not in known_set]
+    if unknown:
+        supported = ", ".join(sorted(known_set))
+        raise ValueError(f"unsupported {what} algorithm(s): {', '.join(unknown)}; supported: {supported}")
+    if not names:
+        raise ValueError(f"empty list of {what} algorithms")
+    return list(names)
+
+
+def algorithm_preferences(
+    *,
+    kex_algs: Sequence[str] | str | None = None,
+    host_key_algs: Sequence[str] | str | None = None,
+    ciphers: Sequence[str] | str | None = None,
+    macs: Sequence[str] | str | None = None,
+) -> AlgorithmPreferences:
+    """Our KEXINIT lists: each given list checked (ValueError naming what is unknown), else the default."""
+    return AlgorithmPreferences(
+        kex=validated_names(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
+        host_key=validated_names(host_key_algs, HOST_KEY_ALGORITHMS, DEFAULT_HOST_KEY_ALGORITHMS, "host key"),
+        ciphers=validated_names(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
+        macs=validated_names(macs, MACS, DEFAULT_MACS, "MAC"),
+    )
