@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncssh
+from asyncssh.compression import get_compression_algs
 from asyncssh.encryption import get_encryption_algs
 from asyncssh.kex import get_kex_algs
 from asyncssh.mac import get_mac_algs
@@ -101,6 +102,7 @@ async def _serve(args: argparse.Namespace) -> None:
         encryption_algs=_algorithms(args.encryption_algs, _all_names(get_encryption_algs)),
         mac_algs=_algorithms(args.mac_algs, _all_names(get_mac_algs)),
         signature_algs=_algorithms(args.signature_algs, _all_names(get_public_key_algs)),
+        compression_algs=_algorithms(args.compression_algs, _all_names(get_compression_algs)),
         password_auth=False,
         kbdint_auth=False,
         allow_pty=False,
@@ -122,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--encryption-algs", default="all")
     parser.add_argument("--mac-algs", default="all")
     parser.add_argument("--signature-algs", default="all")
+    parser.add_argument("--compression-algs", default="all")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(_serve(args))

@@ -90,6 +90,7 @@ def make_asyncssh_server() -> Iterator[AsyncSSHServerFactory]:
             encryption_algs: Sequence[str] | None = None,
             mac_algs: Sequence[str] | None = None,
             signature_algs: Sequence[str] | None = None,
+            compression_algs: Sequence[str] | None = None,
         ) -> InteropServer:
             try:
                 return stack.enter_context(
@@ -98,6 +99,7 @@ def make_asyncssh_server() -> Iterator[AsyncSSHServerFactory]:
                         encryption_algs=encryption_algs,
                         mac_algs=mac_algs,
                         signature_algs=signature_algs,
+                        compression_algs=compression_algs,
                     )
                 )
             except ServerUnavailable as exc:

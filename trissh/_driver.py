@@ -119,11 +119,16 @@ class SSHClientTransport:
         host_key_algs: Sequence[str] | str | None = None,
         ciphers: Sequence[str] | str | None = None,
         macs: Sequence[str] | str | None = None,
+        compression: bool | Sequence[str] | None = None,
         gex_bits: GexBits | None = None,
     ) -> None:
         if state is None:
             prefs = algorithm_preferences(
-                kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs
+                kex_algs=kex_algs,
+                host_key_algs=host_key_algs,
+                ciphers=ciphers,
+                macs=macs,
+                compression=compression,
             )
             state = TransportState(prefs, gex_bits=gex_bits)
         self.stream = stream

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
+from ._algorithms.compression import COMPRESSION_METHODS, COMPRESSION_WHEN_ASKED, DEFAULT_COMPRESSION
 from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS
 from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
 from ._transport.negotiate import AlgorithmPreferences
@@ -40,11 +41,21 @@ def algorithm_preferences(
     host_key_algs: Sequence[str] | str | None = None,
     ciphers: Sequence[str] | str | None = None,
     macs: Sequence[str] | str | None = None,
+    compression: bool | Sequence[str] | str | None = None,
 ) -> AlgorithmPreferences:
-    """Our KEXINIT lists: each given list checked (ValueError naming what is unknown), else the default."""
+    """Our KEXINIT lists: each given list checked (ValueError naming what is unknown), else the default.
+
+    ``compression``: True offers zlib@openssh.com, zlib, none (in that order);
+    None or False only none; or a list of names.
+    """
+    if compression is None or compression is False:
+        compression = DEFAULT_COMPRESSION
+    elif compression is True:
+        compression = COMPRESSION_WHEN_ASKED
     return AlgorithmPreferences(
         kex=validated_names(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
         host_key=validated_names(host_key_algs, HOST_KEY_ALGORITHMS, DEFAULT_HOST_KEY_ALGORITHMS, "host key"),
         ciphers=validated_names(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
         macs=validated_names(macs, MACS, DEFAULT_MACS, "MAC"),
+        compression=validated_names(compression, COMPRESSION_METHODS, DEFAULT_COMPRESSION, "compression"),
     )

@@ -352,6 +352,7 @@ async def connect(
     host_key_algs: Sequence[str] | None = None,
     ciphers: Sequence[str] | None = None,
     macs: Sequence[str] | None = None,
+    compression: bool | Sequence[str] | None = None,
     gex_bits: GexBits | tuple[int, int, int] | None = None,
     rekey_bytes: int | None = None,
     rekey_seconds: float | None = 3600.0,
@@ -376,6 +377,10 @@ async def connect(
         kex_algs, host_key_algs, ciphers, macs: preference lists (most preferred
             first); only supported names are allowed. Defaults follow OpenSSH;
             legacy algorithms (SHA-1, CBC, ``ssh-rsa``) are used only when named.
+        compression: True to ask for zlib compression (``zlib@openssh.com``,
+            which starts after authentication, then ``zlib``), or a list of
+            names; default: none. Worth it on slow links only: it costs CPU on
+            every packet.
         gex_bits: for Diffie-Hellman group exchange, the (minimum, preferred,
             maximum) group size in bits; default (2048, 3072, 8192). A server
             offering a group below the minimum is refused.
@@ -389,7 +394,9 @@ async def connect(
     """
     user = username or getpass.getuser()
     known = _known_hosts(known_hosts)
-    prefs = algorithm_preferences(kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs)
+    prefs = algorithm_preferences(
+        kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs, compression=compression
+    )
     prefs = replace(
         prefs,
         host_key=_host_key_preferences(list(prefs.host_key), known, host, port, host_key_algs is not None),

@@ -14,6 +14,7 @@ and the opener refuses oversized lengths before they are waited for.
 from __future__ import annotations
 
 from .._algorithms.ciphers import MAX_OVERHEAD, Opener, Sealer, plain_opener, plain_sealer
+from .._algorithms.compression import Compressor, Decompressor
 
 __all__ = ["PacketReader", "PacketWriter"]
 
@@ -45,6 +46,7 @@ class PacketWriter:
         "_sealer",
         "_spare",
         "bytes_since_rekey",
+        "compressor",
         "packets_since_rekey",
         "seq",
         "wrapped",
@@ -60,6 +62,8 @@ class PacketWriter:
         self._recent_peak = 0
         self.bytes_since_rekey = 0
         self.packets_since_rekey = 0
+        #: Compresses each payload before it is sealed, once compression has started.
+        self.compressor: Compressor | None = None
 
     def _reserve(self, size: int) -> memoryview:
         needed = self._fill + size
@@ -73,6 +77,8 @@ class PacketWriter:
         self, payload: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview = b""
     ) -> None:
         """Seal one packet whose payload is ``payload + tail`` (see ``Sealer.seal_into``)."""
+        if self.compressor is not None:
+            payload, tail = self.compressor.compress(payload, tail), b""
         out = self._reserve(len(payload) + len(tail) + MAX_OVERHEAD)
         size = self._sealer.seal_into(self.seq, payload, out, tail)
         self._fill += size
@@ -132,6 +138,7 @@ class PacketReader:
         "_pending_size",
         "_pos",
         "bytes_since_rekey",
+        "decompressor",
         "packets_since_rekey",
         "seq",
         "wrapped",
@@ -143,6 +150,8 @@ class PacketReader:
         self._chunk: bytes | bytearray | memoryview = b""  # the newest received chunk
         self._pos = 0  # how much of it is consumed
         self._partial = bytearray()  # the start of a packet that began in an earlier chunk
+        #: Inflates each opened payload, once compression has started.
+        self.decompressor: Decompressor | None = None
         self.seq = 0
         self.wrapped = False
         self.bytes_since_rekey = 0
@@ -212,6 +221,8 @@ class PacketReader:
             self.wrapped = True
         self.bytes_since_rekey += size
         self.packets_since_rekey += 1
+        if self.decompressor is not None:
+            payload = self.decompressor.decompress(seq, payload)
         return seq, payload
 
     @property

@@ -45,6 +45,7 @@ from typing import Final
 
 from .. import _messages as msg
 from .._algorithms import ciphers
+from .._algorithms.compression import compressor_for, decompressor_for
 from .._algorithms.hostkeys import PublicKey, decode_public_key
 from .._algorithms.kex import KEX_METHODS, GexBits, KexMethod, KexResult, KexSetup
 from .._errors import (
@@ -149,6 +150,8 @@ class TransportState:
         self.strict_kex = False
         #: Key exchanges completed so far (the first one included).
         self.kex_count = 0
+        #: Whether the server has sent USERAUTH_SUCCESS (delayed compression starts then).
+        self.authenticated = False
         #: Extensions from the server's EXT_INFO (RFC 8308), name -> raw value.
         self.extensions: dict[str, bytes] = {}
         self._reader = PacketReader()
@@ -338,6 +341,8 @@ class TransportState:
             # The common case, first: a service message outside any key exchange.
             if self._ext_info_allowed:
                 self._ext_info_allowed = False
+            if kind == msg.USERAUTH_SUCCESS and not self.authenticated:
+                self._authentication_succeeded()
             return PacketReceived(seq, payload)
         if self._ext_info_allowed:
             # RFC 8308 §2.4: EXT_INFO may only be the first packet after the first NEWKEYS.
@@ -384,11 +389,23 @@ class TransportState:
                 f"({self.kex_state.value}{', before any keys' if self.session_id is None else ''})"
             )
         if kind in (msg.SERVICE_ACCEPT,) or kind >= 50:
+            if kind == msg.USERAUTH_SUCCESS and not self.authenticated:
+                self._authentication_succeeded()
             return PacketReceived(seq, payload)
         # An unknown transport-level message: RFC 4253 §11.4.
         log.debug("server sent unknown %s; replying UNIMPLEMENTED", msg.message_name(kind))
         self.send_unimplemented(seq)
         return None
+
+    def _authentication_succeeded(self) -> None:
+        """Start delayed compression (zlib@openssh.com) in both directions, from the next packet."""
+        self.authenticated = True
+        negotiated = self.negotiated
+        assert negotiated is not None
+        if self._writer.compressor is None:
+            self._writer.compressor = compressor_for(negotiated.client_to_server.compression, True)
+        if self._reader.decompressor is None:
+            self._reader.decompressor = decompressor_for(negotiated.server_to_client.compression, True)
 
     def _handle_debug(self, payload: bytes | memoryview) -> None:
         reader = Reader(payload, "DEBUG")
@@ -527,6 +544,9 @@ class TransportState:
         assert self._pending_keys is not None
         self._writer.write(byte(msg.NEWKEYS))
         self._writer.set_sealer(self._pending_keys[0], reset_seq=self.strict_kex)
+        assert self._pending_negotiated is not None
+        method = self._pending_negotiated.client_to_server.compression
+        self._writer.compressor = compressor_for(method, self.authenticated)
         self.kex_state = KexState.NEWKEYS_SENT
 
     def _handle_newkeys(self, payload: bytes | memoryview) -> Event:
@@ -538,6 +558,9 @@ class TransportState:
         initial = self.negotiated is None
         negotiated = self._pending_negotiated
         assert negotiated is not None
+        self._reader.decompressor = decompressor_for(
+            negotiated.server_to_client.compression, self.authenticated
+        )
         self.negotiated = negotiated
         self._pending_keys = None
         self._pending_negotiated = None
