@@ -157,3 +157,24 @@ def test_requests_from_the_server_are_refused_when_unknown() -> None:
     assert transport.sent[0] == byte(msg.REQUEST_FAILURE)
     assert transport.sent[1][:9] == byte(msg.CHANNEL_OPEN_FAILURE) + uint32(5) + uint32(1)
     assert len(transport.sent) == 2  # hostkeys-00 wanted no reply
+
+
+def test_global_request_replies_go_to_their_requests_in_order() -> None:
+    """RFC 4254 §4: replies come in request order; one without a request is a protocol error."""
+    mux, _, transport = open_channel()
+    replies: list[tuple[str, bool, bytes]] = []
+    mux.send_global_request_nowait("first@example.com", on_reply=lambda ok, d: replies.append(("1", ok, d)))
+    mux.send_global_request_nowait("no-reply@example.com")
+    mux.send_global_request_nowait(
+        "second@example.com", b"\x00\x00\x00\x05", lambda ok, d: replies.append(("2", ok, d))
+    )
+    assert transport.sent[-3:] == [
+        byte(msg.GLOBAL_REQUEST) + string("first@example.com") + boolean(True),
+        byte(msg.GLOBAL_REQUEST) + string("no-reply@example.com") + boolean(False),
+        byte(msg.GLOBAL_REQUEST) + string("second@example.com") + boolean(True) + b"\x00\x00\x00\x05",
+    ]
+    mux.handle_packet(1, byte(msg.REQUEST_FAILURE))
+    mux.handle_packet(2, byte(msg.REQUEST_SUCCESS) + uint32(2222))
+    assert replies == [("1", False, b""), ("2", True, uint32(2222))]
+    with pytest.raises(ProtocolError, match="no global request of ours awaits a reply"):
+        mux.handle_packet(3, byte(msg.REQUEST_SUCCESS))

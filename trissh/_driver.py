@@ -160,6 +160,9 @@ class SSHClientTransport:
         self._rekey_deadline = math.inf
         self._writer_idle: Latch | None = None  # set when the writer has nothing left; for aclose()
         self.authenticated = False
+        #: Bytes read from the server so far (keepalive watches it for signs of life), and written to it.
+        self.bytes_received = 0
+        self.bytes_sent = 0
 
     # --- hooks (override, or pass host_key_verifier) ------------------------------
 
@@ -263,6 +266,12 @@ class SSHClientTransport:
     def add_close_callback(self, callback: CloseCallback) -> None:
         """Call ``callback(error)`` once when the connection ends, whatever ends it."""
         self._close_callbacks.append(callback)
+
+    async def fail(self, error: SSHError) -> None:
+        """End the connection with ``error``: every waiter raises it. A DISCONNECT
+        goes to the server when the error is one we decide on (a protocol
+        violation, say), not when the connection is already lost."""
+        await self._fail(error)
 
     async def _fail(self, error: SSHError) -> None:
         """End the connection with ``error``: tell the server when it is our decision."""
@@ -440,6 +449,7 @@ class SSHClientTransport:
                 self._queue_space.unpark_all()
             if data:
                 await self.stream.send_all(memoryview(data))
+                self.bytes_sent += len(data)
                 continue
             if self._writer_idle is not None:
                 self._writer_idle.set()
@@ -484,6 +494,7 @@ class SSHClientTransport:
                         read_size = max(read_size // 2, MIN_RECEIVE_SIZE)
                 if not data:
                     raise ConnectionLost(f"{self._where} closed the connection")
+                self.bytes_received += len(data)
                 if quickack:
                     assert sock is not None and _TCP_QUICKACK is not None
                     sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)

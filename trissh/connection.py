@@ -36,6 +36,7 @@ from ._errors import (
     KeyImportError,
     ProcessError,
 )
+from ._keepalive import keep_alive
 from ._options import algorithm_preferences
 from ._transport.negotiate import Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
@@ -357,6 +358,8 @@ async def connect(
     rekey_bytes: int | None = None,
     rekey_seconds: float | None = 3600.0,
     connect_timeout: float | None = 30.0,
+    keepalive_interval: float | None = None,
+    keepalive_count_max: int = 3,
 ) -> AsyncIterator[SSHConnection]:
     """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
 
@@ -387,12 +390,21 @@ async def connect(
         rekey_bytes: start a new key exchange after this many bytes either way
             (default 1 GiB); rekey_seconds: ... after this long (default 1 hour).
         connect_timeout: seconds for TCP connect, key exchange and authentication.
+        keepalive_interval: after this many seconds with nothing from the server,
+            send a ``keepalive@openssh.com`` request (OpenSSH's
+            ServerAliveInterval); None: never. keepalive_count_max: end the
+            connection with :class:`ConnectionLost` when this many go
+            unanswered in a row (ServerAliveCountMax, default 3).
 
     Raises:
         HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
         ProtocolError, DisconnectError, KeyImportError.
     """
     user = username or getpass.getuser()
+    if keepalive_interval is not None and not keepalive_interval > 0:
+        raise ValueError(f"keepalive_interval must be positive, got {keepalive_interval}")
+    if keepalive_count_max < 0:
+        raise ValueError(f"keepalive_count_max must be 0 or more, got {keepalive_count_max}")
     known = _known_hosts(known_hosts)
     prefs = algorithm_preferences(
         kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs, compression=compression
@@ -425,6 +437,14 @@ async def connect(
             )
             # Keep nothing alive for the connection's lifetime that it does not need.
             del keys, verifier, known, prefs
+            if keepalive_interval is not None:
+                nursery.start_soon(
+                    keep_alive,
+                    connection._transport,
+                    connection._mux,
+                    keepalive_interval,
+                    keepalive_count_max,
+                )
             try:
                 yield connection
             finally:

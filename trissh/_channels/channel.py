@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import trio
@@ -36,6 +37,9 @@ from .. import _messages as msg
 from .._driver import SSHClientTransport
 from .._errors import ChannelOpenError, ChannelOpenFailureReason, ProtocolError, SSHError
 from .._wire import Reader, boolean, byte, string, uint32
+
+#: Called with (success, the reply's data) when a global request's reply arrives.
+GlobalReplyHandler = Callable[[bool, bytes], None]
 
 __all__ = ["INITIAL_WINDOW", "MAX_PACKET", "Channel", "ChannelMux"]
 
@@ -362,6 +366,9 @@ class ChannelMux:
         self.transport = transport
         self.channels: dict[int, Channel] = {}
         self._next_id = 0
+        # What to do with each awaited global request reply, in request order
+        # (RFC 4254 §4: replies come in the order of the requests); made on first use.
+        self._global_replies: deque[GlobalReplyHandler] | None = None
         transport.set_packet_handler(self.handle_packet)
         transport.add_close_callback(self._connection_lost)
 
@@ -376,6 +383,20 @@ class ChannelMux:
         channel = factory(self, self._allocate_id(), kind)
         self.channels[channel.local_id] = channel
         return channel
+
+    def send_global_request_nowait(
+        self, name: str, data: bytes = b"", on_reply: GlobalReplyHandler | None = None
+    ) -> None:
+        """Send a GLOBAL_REQUEST; with ``on_reply``, ask for a reply and call it with
+        ``(success, reply data)`` when it comes (in the reader task)."""
+        want_reply = on_reply is not None
+        if on_reply is not None:
+            if self._global_replies is None:
+                self._global_replies = deque()
+            self._global_replies.append(on_reply)
+        self.transport.send_packet_nowait(
+            byte(msg.GLOBAL_REQUEST) + string(name) + boolean(want_reply) + data
+        )
 
     def _connection_lost(self, error: SSHError) -> None:
         for channel in list(self.channels.values()):
@@ -476,7 +497,9 @@ class ChannelMux:
                 + string("")
             )
         elif kind in (msg.REQUEST_SUCCESS, msg.REQUEST_FAILURE):
-            raise ProtocolError(f"{name} received, but we sent no global request")
+            if not self._global_replies:
+                raise ProtocolError(f"{name} received, but no global request of ours awaits a reply")
+            self._global_replies.popleft()(kind == msg.REQUEST_SUCCESS, bytes(payload[1:]))
         elif kind in range(50, 80):
             raise ProtocolError(f"{name} received after authentication succeeded")
         else:
