@@ -28,6 +28,7 @@ from trissh._algorithms.ciphers import (
     LEGACY_MACS,
     MACS,
     MAX_OVERHEAD,
+    MAX_PACKET_LENGTH,
     Opener,
     PacketError,
     Sealer,
@@ -41,6 +42,7 @@ from trissh._algorithms.hostkeys import (
 )
 from trissh._errors import DisconnectReason
 from trissh._transport.negotiate import AlgorithmPreferences, KexInit
+from trissh._transport.packets import PacketReader
 from trissh.testing import SSHServer, start_sshd
 
 MiB = 1024 * 1024
@@ -382,3 +384,57 @@ async def test_legacy_names_are_refused_by_a_default_server(sshd: SSHServer) -> 
             async with connect(sshd, **kwargs):
                 pass
         assert info.value.code is DisconnectReason.KEY_EXCHANGE_FAILED
+
+
+# --- CBC without EtM: failures are acted on only after a fixed amount ---------------------------------
+
+
+def _reader_with(opener: Opener) -> PacketReader:
+    reader = PacketReader()
+    reader.set_opener(opener, reset_seq=True)
+    return reader
+
+
+@pytest.mark.parametrize("where", ["length", "mac"])
+def test_cbc_without_etm_reads_on_before_failing(where: str) -> None:
+    """OpenSSH's countermeasure to the Albrecht-Paterson-Watson attack: after a bad length or MAC the
+    reader consumes 256 KiB from the packet's start and only then fails, whatever the length said,
+    so the moment of failure tells the attacker nothing about the decrypted length."""
+    sealer, opener = _pair("aes128-cbc", "hmac-sha2-256")
+    packet = bytearray(_seal(sealer, 0, b"\x5e" + bytes(100)))
+    if where == "length":
+        packet[0] ^= 0x80  # the decrypted length becomes nonsense
+    else:
+        packet[-1] ^= 1  # the MAC no longer matches
+    reader = _reader_with(opener)
+    reader.feed(bytes(packet))
+    assert reader.next_packet() is None
+    fed = len(packet)
+    while fed + 4096 < MAX_PACKET_LENGTH:
+        reader.feed(bytes(4096))
+        fed += 4096
+        assert reader.next_packet() is None
+    assert reader.wanted == MAX_PACKET_LENGTH - fed
+    reader.feed(bytes(MAX_PACKET_LENGTH - fed - 1))
+    assert reader.next_packet() is None
+    reader.feed(b"\x00")
+    with pytest.raises(PacketError) as info:
+        reader.next_packet()
+    assert info.value.reason is (
+        DisconnectReason.MAC_ERROR if where == "mac" else DisconnectReason.PROTOCOL_ERROR
+    )
+
+
+@pytest.mark.parametrize(
+    ("cipher", "mac"), [("aes128-cbc", "hmac-sha2-256-etm@openssh.com"), ("aes128-ctr", "hmac-sha1")]
+)
+def test_other_pairings_fail_at_once(cipher: str, mac: str) -> None:
+    """With EtM the MAC is checked before anything is decrypted; CTR leaks no length through padding
+    oracles of this kind: both fail on the spot."""
+    sealer, opener = _pair(cipher, mac)
+    packet = bytearray(_seal(sealer, 0, b"\x5e" + bytes(100)))
+    packet[-1] ^= 1
+    reader = _reader_with(opener)
+    reader.feed(bytes(packet))
+    with pytest.raises(PacketError):
+        reader.next_packet()

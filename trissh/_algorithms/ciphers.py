@@ -31,9 +31,11 @@ Legacy rows (the CBC ciphers and the SHA-1 MACs) are marked ``legacy=True``:
 they are never in ``DEFAULT_CIPHERS`` / ``DEFAULT_MACS`` and are negotiated
 only when a caller names them. CBC with a non-EtM MAC is the weakest pairing:
 its length field is decrypted and acted on before any MAC check, which is what
-the plaintext-recovery attack of Albrecht, Paterson and Watson (2009) uses, and
-trissh refuses a bad length at once rather than reading on to a fixed amount as
-OpenSSH does. It is here only for old servers that speak nothing better.
+the plaintext-recovery attack of Albrecht, Paterson and Watson (2009) uses. So,
+as OpenSSH does, a bad length or MAC with that pairing is not acted on at
+once: the packet reader reads on until 256 KiB from the packet's start have
+been consumed, and only then fails, whatever the length said. It is here only
+for old servers that speak nothing better.
 
 Adding a cipher or a MAC is one class (when a new family is needed) and one row
 in ``CIPHERS`` or ``MACS``. All primitives come from ``cryptography``.
@@ -184,6 +186,10 @@ class Opener(ABC):
 
     #: Bytes needed before :meth:`packet_size` can tell the packet's size.
     header_size: int = 4
+    #: After a bad length or MAC, read on to a fixed amount before failing,
+    #: so that when we fail tells an attacker nothing (CBC without EtM only:
+    #: see the module notes).
+    discard_on_error: bool = False
 
     @abstractmethod
     def packet_size(self, seq: int, header: memoryview) -> int:
@@ -444,6 +450,7 @@ class _AesHmacOpener(Opener):
         # block to read it, and keep that block for open().
         self.header_size = 4 if etm else 16
         self._first_block = b""
+        self.discard_on_error = isinstance(mode, modes.CBC) and not etm
 
     def packet_size(self, seq: int, header: memoryview) -> int:
         if self._etm:

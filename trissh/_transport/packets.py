@@ -13,7 +13,15 @@ and the opener refuses oversized lengths before they are waited for.
 
 from __future__ import annotations
 
-from .._algorithms.ciphers import MAX_OVERHEAD, Opener, Sealer, plain_opener, plain_sealer
+from .._algorithms.ciphers import (
+    MAX_OVERHEAD,
+    MAX_PACKET_LENGTH,
+    Opener,
+    PacketError,
+    Sealer,
+    plain_opener,
+    plain_sealer,
+)
 from .._algorithms.compression import Compressor, Decompressor
 
 __all__ = ["PacketReader", "PacketWriter"]
@@ -133,6 +141,8 @@ class PacketReader:
 
     __slots__ = (
         "_chunk",
+        "_discard_error",
+        "_discard_left",
         "_opener",
         "_partial",
         "_pending_size",
@@ -152,6 +162,9 @@ class PacketReader:
         self._partial = bytearray()  # the start of a packet that began in an earlier chunk
         #: Inflates each opened payload, once compression has started.
         self.decompressor: Decompressor | None = None
+        # A failed packet whose error waits until _discard_left more bytes are read.
+        self._discard_error: PacketError | None = None
+        self._discard_left = 0
         self.seq = 0
         self.wrapped = False
         self.bytes_since_rekey = 0
@@ -200,18 +213,29 @@ class PacketReader:
 
     def next_packet(self) -> tuple[int, bytes | memoryview] | None:
         """``(seq, payload)`` of the next complete packet, or None if more bytes are needed."""
+        if self._discard_error is not None:
+            self._discard()
+            return None
         size = self._pending_size
         available = self.buffered
         if not size:
             header_size = self._opener.header_size
             if available < header_size:
                 return None
-            size = self._opener.packet_size(self.seq, memoryview(self._peek(header_size)))
+            try:
+                size = self._opener.packet_size(self.seq, memoryview(self._peek(header_size)))
+            except PacketError as exc:
+                self._start_discard(exc, 0)
+                return None
             self._pending_size = size
         if available < size:
             return None
         packet = self._take(size)
-        payload = self._opener.open(self.seq, memoryview(packet))
+        try:
+            payload = self._opener.open(self.seq, memoryview(packet))
+        except PacketError as exc:
+            self._start_discard(exc, size)
+            return None
         self._pending_size = 0
         if self._pos == len(self._chunk):
             self._chunk, self._pos = b"", 0  # hold no finished network read
@@ -225,9 +249,35 @@ class PacketReader:
             payload = self.decompressor.decompress(seq, payload)
         return seq, payload
 
+    def _start_discard(self, error: PacketError, consumed: int) -> None:
+        """Fail at once, or (CBC without EtM) only after reading a fixed amount: see ciphers.py."""
+        if not self._opener.discard_on_error:
+            raise error
+        self._discard_error = error
+        self._discard_left = MAX_PACKET_LENGTH - consumed
+        self._discard()
+
+    def _discard(self) -> None:
+        """Consume what is buffered toward the amount; raise the error once it is all read."""
+        skipped = min(self._discard_left, self.buffered)
+        self._discard_left -= skipped
+        while skipped:  # consume it: from the partial packet first, then the newest chunk
+            if self._partial:
+                step = min(skipped, len(self._partial))
+                del self._partial[:step]
+            else:
+                step = skipped
+                self._pos += step
+            skipped -= step
+        if not self._discard_left:
+            assert self._discard_error is not None
+            raise self._discard_error
+
     @property
     def wanted(self) -> int:
         """Bytes still missing for the packet in progress (at least 1 when none is known)."""
+        if self._discard_error is not None:
+            return max(self._discard_left, 1)
         if self._pending_size:
             return max(self._pending_size - self.buffered, 1)
         return max(self._opener.header_size - self.buffered, 1)
