@@ -368,6 +368,17 @@ def drain(reader: PacketReader) -> Iterator[tuple[int, bytes]]:
         yield packet
 
 
+def next_packet_or_fail(reader: PacketReader) -> object:
+    """next_packet(), and for a suite that defers its failures (CBC without EtM: it reads on to
+    256 KiB from the bad packet's start first), the bytes it waits for, so the failure comes."""
+    packet = reader.next_packet()
+    if packet is None and reader._discard_error is not None:
+        assert reader.wanted <= MAX_PACKET_LENGTH
+        reader.feed(bytes(reader.wanted))
+        packet = reader.next_packet()
+    return packet
+
+
 def read_whole(reader: PacketReader, packets: list[bytes]) -> list[tuple[int, bytes]]:
     reader.feed(b"".join(packets))
     out = list(drain(reader))
@@ -586,10 +597,14 @@ def test_reordered_or_replayed_packets_are_refused(suite: Suite) -> None:
     CTR keystream position) binds each packet to its place; swapping or replaying fails."""
     keys = make_keys(suite)
     first, second = seal_each(writer_for(suite, keys), [b"same size 1", b"same size 2"])
-    with pytest.raises(PacketError):
-        read_whole(reader_for(suite, keys), [second, first])
-    with pytest.raises(PacketError):
-        read_whole(reader_for(suite, keys), [first, first])
+    for order in ([second, first], [first, first]):
+        reader = reader_for(suite, keys)
+        reader.feed(b"".join(order))
+        with pytest.raises(PacketError):
+            list(drain(reader))
+            # CBC without EtM fails only after reading a fixed amount more (see test_legacy_algorithms).
+            reader.feed(bytes(reader.wanted))
+            list(drain(reader))
 
 
 def test_plain_packets_do_not_check_integrity() -> None:
@@ -676,7 +691,7 @@ def test_oversized_length_is_refused_from_the_header_alone(suite: Suite) -> None
         reader.feed(header)
         assert reader.buffered == suite.header_size
         with pytest.raises(PacketError, match="exceeds the maximum"):
-            reader.next_packet()
+            next_packet_or_fail(reader)
 
     header = Reference(suite, keys).encrypt_header(0, accepted.to_bytes(4, "big") + bytes(12))
     reader = reader_for(suite, keys)
@@ -696,7 +711,7 @@ def test_misaligned_or_tiny_length_is_refused(suite: Suite) -> None:
         reader = reader_for(suite, keys)
         reader.feed(header)
         with pytest.raises(PacketError, match="not a valid multiple"):
-            reader.next_packet()
+            next_packet_or_fail(reader)
 
 
 def test_max_packet_length_is_256_kib() -> None:
@@ -724,7 +739,7 @@ def test_padding_shorter_than_4_is_refused(suite: Suite) -> None:
         reader = reader_for(suite, keys)
         reader.feed(packet)
         with pytest.raises(PacketError, match="invalid padding length"):
-            reader.next_packet()
+            next_packet_or_fail(reader)
 
 
 @all_suites
@@ -739,7 +754,7 @@ def test_padding_length_beyond_the_packet_is_refused(suite: Suite) -> None:
         reader = reader_for(suite, keys)
         reader.feed(packet)
         with pytest.raises(PacketError, match="invalid padding length"):
-            reader.next_packet()
+            next_packet_or_fail(reader)
     packet = Reference(suite, keys).seal(0, b"0123456789", padding=padding, padding_length_field=length - 1)
     assert read_whole(reader_for(suite, keys), [packet]) == [(0, b"")]
 
