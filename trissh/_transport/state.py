@@ -65,8 +65,11 @@ __all__ = ["KexState", "Phase", "TransportState", "allowed_during_kex"]
 
 log = logging.getLogger("trissh.transport")
 
-# Rekey after this many bytes in either direction unless told otherwise: the
-# cap that issue-level defaults apply on top of RFC 4344's per-cipher limits.
+# Rekey after this many bytes in either direction unless told otherwise.
+# RFC 4344 §3.2 allows 2**(L/4) blocks of an L-bit block cipher under one key:
+# 2**32 blocks (64 GiB) for AES, far above this cap; OpenSSH counts
+# chacha20-poly1305 as 8-byte blocks and allows it 2**30 bytes. So every
+# cipher we speak gets OpenSSH's effective default: 1 GiB.
 DEFAULT_REKEY_BYTES: Final = 1 << 30
 
 # RFC 4344 §3.1 asks for a new key before 2**32 packets under one key (the
