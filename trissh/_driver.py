@@ -11,8 +11,8 @@ in the connection's nursery:
   and hands service packets up, to :meth:`receive_packet` callers until a
   service installs a packet handler (the connection layer does, after auth);
 * the **writer** is the only task that writes to the socket. Service packets
-  reach it, in order, through a memory channel; while a key exchange forbids
-  sending them (``state.can_send`` is False) they simply stay in the channel,
+  reach it, in order, through a queue (a deque); while a key exchange forbids
+  sending them (``state.can_send`` is False) they simply stay in the queue,
   and are sealed and sent after NEWKEYS. Key-exchange packets that the reader
   produces are sealed into the state's output at once, and the writer is woken
   to flush them, so a rekey never waits behind queued data. The bulk path is a
@@ -58,7 +58,7 @@ from ._options import algorithm_preferences
 from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
-from ._transport.state import TransportState
+from ._transport.state import DEFAULT_REKEY_BYTES, TransportState
 from ._wire import Reader, byte, string
 
 __all__ = ["QUEUE_HIGH_WATER", "SSHClientTransport"]
@@ -115,12 +115,13 @@ class SSHClientTransport:
         port: int = 22,
         host_key_verifier: Callable[[PublicKey], Awaitable[bool]] | None = None,
         rekey_seconds: float | None = None,
+        rekey_bytes: int | None = None,
         kex_algs: Sequence[str] | str | None = None,
         host_key_algs: Sequence[str] | str | None = None,
         ciphers: Sequence[str] | str | None = None,
         macs: Sequence[str] | str | None = None,
-        compression: bool | Sequence[str] | None = None,
-        gex_bits: GexBits | None = None,
+        compression: bool | Sequence[str] | str | None = None,
+        gex_bits: GexBits | tuple[int, int, int] | None = None,
     ) -> None:
         if state is None:
             prefs = algorithm_preferences(
@@ -130,7 +131,13 @@ class SSHClientTransport:
                 macs=macs,
                 compression=compression,
             )
-            state = TransportState(prefs, gex_bits=gex_bits)
+            state = TransportState(
+                prefs,
+                rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES,
+                gex_bits=gex_bits if isinstance(gex_bits, GexBits | None) else GexBits(*gex_bits),
+            )
+        elif rekey_bytes is not None or gex_bits is not None:
+            raise ValueError("rekey_bytes and gex_bits go to the TransportState when one is given")
         self.stream = stream
         self.state = state
         self.host = host
@@ -184,6 +191,17 @@ class SSHClientTransport:
         and exchange packets. If it raises, the connection ends with that
         error (an :class:`SSHError` as it is, anything else wrapped in one).
         """
+
+    async def _run_connection_secure(self) -> None:
+        """The hook, with an error of the caller's own told apart from one of ours."""
+        try:
+            await self.connection_secure()
+        except SSHError:
+            raise
+        except Exception as exc:
+            error = SSHError(f"connection_secure() raised {exc!r}")
+            error.__cause__ = exc
+            raise error from exc
 
     # --- what was agreed ---------------------------------------------------------------
 
@@ -518,7 +536,7 @@ class SSHClientTransport:
                     # this task goes on reading.
                     if type(self).connection_secure is not SSHClientTransport.connection_secure:
                         assert self._nursery is not None
-                        self._nursery.start_soon(self._guard, self.connection_secure, name=_HOOK_NAME)
+                        self._nursery.start_soon(self._guard, self._run_connection_secure, name=_HOOK_NAME)
                 self._kex_done.set()
                 self._kex_done = Latch()
 

@@ -1,7 +1,7 @@
 """The fixed Diffie-Hellman groups of SSH: MODP groups from RFC 2409 §6.2 and RFC 3526.
 
 Each prime is ``2^n - 2^(n-64) - 1 + 2^64 * (floor(2^(n-130) * pi) + offset)``
-with generator 2; ``tests/test_kex_groups.py`` recomputes every one from that
+with generator 2; ``tests/test_kex_methods.py`` recomputes every one from that
 definition, so a mistyped digit cannot hide here.
 """
 

@@ -1,0 +1,75 @@
+"""The low-level API, Conch style: a subclassed SSHClientTransport driven by hand against a real sshd."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import trissh
+from trissh.testing import SSHServer
+
+
+class Client(trissh.SSHClientTransport):
+    def __init__(self, stream: trio.SocketStream, server: SSHServer, **kwargs: object) -> None:
+        super().__init__(stream, host=server.host, port=server.port, **kwargs)  # type: ignore[arg-type]
+        self.known = trissh.KnownHosts.load([server.known_hosts])
+        self.service_started = trio.Event()
+        self.hook_error: BaseException | None = None
+
+    async def verify_host_key(self, host_key: trissh.PublicKey, fingerprint: str) -> bool:
+        return self.known.check(self.host, self.port, host_key) is trissh.HostKeyStatus.TRUSTED
+
+    async def connection_secure(self) -> None:
+        # As in Conch: start the service from the hook (it runs in a task of its own).
+        await self.request_service("ssh-userauth")
+        self.service_started.set()
+
+
+async def test_a_service_requested_from_connection_secure(sshd: SSHServer) -> None:
+    stream = await trio.open_tcp_stream(sshd.host, sshd.port)
+    transport = Client(stream, sshd, kex_algs=["ecdh-sha2-nistp256"], ciphers="aes128-gcm@openssh.com")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery)
+            await transport.wait_secure()
+            await transport.service_started.wait()
+            assert transport.negotiated is not None
+            assert transport.negotiated.kex == "ecdh-sha2-nistp256"
+            assert transport.negotiated.client_to_server.cipher == "aes128-gcm@openssh.com"
+            assert transport.session_id is not None
+            await transport.aclose()
+
+
+class FailingHook(Client):
+    async def connection_secure(self) -> None:
+        raise ValueError("the application refuses")
+
+
+async def test_an_error_in_the_hook_ends_the_connection_and_is_named(
+    sshd: SSHServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = await trio.open_tcp_stream(sshd.host, sshd.port)
+    transport = FailingHook(stream, sshd)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery)
+            await transport.wait_secure()
+            while not transport.is_closed:
+                await trio.sleep(0.01)
+            await transport.aclose()
+    assert isinstance(transport.error, trissh.SSHError)
+    assert "connection_secure() raised ValueError('the application refuses')" in str(transport.error)
+    assert "internal error" not in caplog.text
+
+
+def test_settings_for_a_transport_built_from_algorithm_lists() -> None:
+    a, _ = trio.testing.memory_stream_pair()
+    transport = trissh.SSHClientTransport(
+        a, rekey_bytes=1 << 20, gex_bits=(3072, 4096, 8192), macs=["hmac-sha1"]
+    )
+    assert transport.state.rekey_bytes == 1 << 20
+    with pytest.raises(ValueError, match="unsupported MAC algorithm"):
+        trissh.SSHClientTransport(a, macs=["hmac-md5"])
+    with pytest.raises(ValueError, match="go to the TransportState"):
+        trissh.SSHClientTransport(a, transport.state, rekey_bytes=5)
