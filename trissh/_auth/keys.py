@@ -365,6 +365,11 @@ def _import_pem(data: bytes, password: bytes | None, where: str) -> PrivateKey:
     except (ValueError, TypeError) as exc:
         if encrypted and "password" in str(exc).lower():
             raise KeyImportError(f"wrong passphrase for {where}") from None
+        if encrypted:
+            # A wrong passphrase usually fails the CBC padding check ("bad decrypt"), but about
+            # once in 256 tries the garbage it decrypts to has valid padding and fails to parse
+            # instead: from outside, that cannot be told apart from a damaged file.
+            raise KeyImportError(f"wrong passphrase for {where} (or the file is damaged: {exc})") from None
         raise KeyImportError(f"{where}: malformed PEM private key: {exc}") from None
     return _wrap(key, "", where)
 
