@@ -134,7 +134,7 @@ class SSHClientTransport:
             state = TransportState(
                 prefs,
                 rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES,
-                gex_bits=gex_bits if isinstance(gex_bits, GexBits | None) else GexBits(*gex_bits),
+                gex_bits=GexBits.of(gex_bits),
             )
         elif rekey_bytes is not None or gex_bits is not None:
             raise ValueError("rekey_bytes and gex_bits go to the TransportState when one is given")

@@ -416,7 +416,7 @@ async def connect(
     state = TransportState(
         prefs,
         rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES,
-        gex_bits=gex_bits if isinstance(gex_bits, GexBits | None) else GexBits(*gex_bits),
+        gex_bits=GexBits.of(gex_bits),
     )
     keys = await _load_keys(client_keys, passphrase)
     verifier = _make_verifier(known, host_key_policy, known_hosts, host, port)

@@ -106,14 +106,15 @@ class Decompressor:
         return payload
 
 
+def _starts_now(method: str, authenticated: bool) -> bool:
+    return method == "zlib" or (method in DELAYED and authenticated)
+
+
 def compressor_for(method: str, authenticated: bool) -> Compressor | None:
     """The stream to start for ``method`` now (None: not compressing yet, or at all)."""
-    if method == "zlib" or (method in DELAYED and authenticated):
-        return Compressor()
-    return None
+    return Compressor() if _starts_now(method, authenticated) else None
 
 
 def decompressor_for(method: str, authenticated: bool) -> Decompressor | None:
-    if method == "zlib" or (method in DELAYED and authenticated):
-        return Decompressor()
-    return None
+    """As :func:`compressor_for`, for the receiving direction."""
+    return Decompressor() if _starts_now(method, authenticated) else None

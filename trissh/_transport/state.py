@@ -344,9 +344,7 @@ class TransportState:
             # The common case, first: a service message outside any key exchange.
             if self._ext_info_allowed:
                 self._ext_info_allowed = False
-            if kind == msg.USERAUTH_SUCCESS and not self.authenticated:
-                self._authentication_succeeded()
-            return PacketReceived(seq, payload)
+            return self._service_packet(kind, seq, payload)
         if self._ext_info_allowed:
             # RFC 8308 §2.4: EXT_INFO may only be the first packet after the first NEWKEYS.
             self._ext_info_allowed = False
@@ -392,13 +390,17 @@ class TransportState:
                 f"({self.kex_state.value}{', before any keys' if self.session_id is None else ''})"
             )
         if kind in (msg.SERVICE_ACCEPT,) or kind >= 50:
-            if kind == msg.USERAUTH_SUCCESS and not self.authenticated:
-                self._authentication_succeeded()
-            return PacketReceived(seq, payload)
+            return self._service_packet(kind, seq, payload)
         # An unknown transport-level message: RFC 4253 §11.4.
         log.debug("server sent unknown %s; replying UNIMPLEMENTED", msg.message_name(kind))
         self.send_unimplemented(seq)
         return None
+
+    def _service_packet(self, kind: int, seq: int, payload: bytes | memoryview) -> PacketReceived:
+        """A packet for the layers above; USERAUTH_SUCCESS also starts delayed compression."""
+        if kind == msg.USERAUTH_SUCCESS and not self.authenticated:
+            self._authentication_succeeded()
+        return PacketReceived(seq, payload)
 
     def _authentication_succeeded(self) -> None:
         """Start delayed compression (zlib@openssh.com) in both directions, from the next packet."""

@@ -37,6 +37,13 @@ class GexBits:
     preferred: int = 3072
     maximum: int = 8192
 
+    @classmethod
+    def of(cls, value: GexBits | tuple[int, int, int] | None) -> GexBits:
+        """``value`` as GexBits: a ``(minimum, preferred, maximum)`` tuple, or None for the defaults."""
+        if value is None:
+            return cls()
+        return value if isinstance(value, GexBits) else cls(*value)
+
     def __post_init__(self) -> None:
         if not 1024 <= self.minimum <= self.preferred <= self.maximum <= 16384:
             raise ValueError(
