@@ -37,8 +37,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 # Private helpers of the sshd harness, shared so that every server is stopped and ported the same way.
-from trissh.testing import _free_port, _log_tail, _ssh_keygen_path, _stop
+from trissh.testing import _free_port, _log_tail, _ssh_keygen_path, _stop, sshd_path
 
 __all__ = [
     "AsyncSSHServerFactory",
@@ -47,11 +49,24 @@ __all__ = [
     "ServerUnavailable",
     "dropbear_paths",
     "read_kexinit",
+    "requires_sshd",
     "start_asyncssh_server",
     "start_dropbear",
 ]
 
 _HOST: Final = "127.0.0.1"
+
+
+def _sshd_missing() -> bool:
+    try:
+        sshd_path()
+    except RuntimeError:
+        return True
+    return False
+
+
+#: Marks tests that start OpenSSH's sshd themselves (outside the ``sshd`` fixture): skipped without it.
+requires_sshd = pytest.mark.skipif(_sshd_missing(), reason="OpenSSH's sshd is not installed")
 _START_TIMEOUT: Final = 15.0  # AsyncSSH's import alone takes a few hundred ms; CI machines can be slow
 _PORT_ATTEMPTS: Final = 5
 _ASYNCSSH_SCRIPT: Final = Path(__file__).with_name("asyncssh_server.py")

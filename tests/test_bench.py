@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from trissh.testing import sshd_path
+from servers import requires_sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 # A hang guard, not a timing: the quick form's workers have a 60 s timeout each.
@@ -28,15 +27,7 @@ RUN_TIMEOUT = 300
 Quick = tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]
 
 
-def _sshd_missing() -> bool:
-    try:
-        sshd_path()
-    except RuntimeError:
-        return True
-    return False
-
-
-pytestmark = pytest.mark.skipif(_sshd_missing(), reason="OpenSSH's sshd is not installed")
+pytestmark = requires_sshd
 
 
 def available_clients() -> list[str]:

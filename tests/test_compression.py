@@ -9,7 +9,6 @@ import zlib
 import pytest
 from servers import AsyncSSHServerFactory
 from test_integration import connect
-from test_interop import connect as interop_connect
 
 from trissh._algorithms.compression import (
     MAX_INFLATED_PAYLOAD,
@@ -143,7 +142,7 @@ async def test_openssh_zlib_only_is_refused_cleanly(sshd: SSHServer) -> None:
 async def test_asyncssh(make_asyncssh_server: AsyncSSHServerFactory, method: str) -> None:
     server = make_asyncssh_server(compression_algs=[method])
     data = os.urandom(256 * 1024) + bytes(2 * MiB)
-    async with interop_connect(server, compression=[method]) as conn:
+    async with connect(server, compression=[method]) as conn:
         assert conn.negotiated.client_to_server.compression == method
         assert conn.negotiated.server_to_client.compression == method
         for _ in range(2):

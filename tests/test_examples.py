@@ -6,24 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from trissh.testing import sshd_path
+from servers import requires_sshd
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # A hang guard, not a timing: each example takes well under a second once sshd is up.
 RUN_TIMEOUT = 60
 
 
-def _sshd_missing() -> bool:
-    try:
-        sshd_path()
-    except RuntimeError:
-        return True
-    return False
-
-
-pytestmark = pytest.mark.skipif(_sshd_missing(), reason="OpenSSH's sshd is not installed")
+pytestmark = requires_sshd
 
 
 def run_example(name: str) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 from proxy import CutAfter, Delay, FlipBit
+from servers import InteropServer
 
 import trissh
 from trissh._algorithms.ciphers import CIPHERS, MACS
@@ -22,7 +23,7 @@ MiB = 1024 * 1024
 
 
 @asynccontextmanager
-async def connect(server: SSHServer, **kwargs: Any) -> AsyncIterator[trissh.SSHConnection]:
+async def connect(server: SSHServer | InteropServer, **kwargs: Any) -> AsyncIterator[trissh.SSHConnection]:
     options: dict[str, Any] = {
         "username": server.username,
         "client_keys": [server.client_key],

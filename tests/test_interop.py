@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import trio
 from servers import AsyncSSHServerFactory, InteropServer
+from test_integration import connect
 
 import trissh
 from trissh._algorithms.ciphers import CIPHERS, MACS
@@ -80,20 +80,6 @@ def server(request: pytest.FixtureRequest) -> InteropServer:
     """The server fixture named by the (indirect) parameter: ``dropbear`` or ``asyncssh_server``."""
     found: InteropServer = request.getfixturevalue(request.param)
     return found
-
-
-@asynccontextmanager
-async def connect(server: InteropServer, **kwargs: Any) -> AsyncIterator[trissh.SSHConnection]:
-    async with trissh.connect(
-        server.host,
-        server.port,
-        username=server.username,
-        client_keys=[server.client_key],
-        known_hosts=server.known_hosts,
-        connect_timeout=10,
-        **kwargs,
-    ) as conn:
-        yield conn
 
 
 async def roundtrip(conn: trissh.SSHConnection, size: int) -> None:

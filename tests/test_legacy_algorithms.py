@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any
+from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from test_integration import connect
 
 import trissh
 from trissh._algorithms.ciphers import (
@@ -299,20 +299,6 @@ def legacy_only_sshd() -> Iterator[SSHServer]:
     """OpenSSH speaking nothing but legacy ciphers, MACs and host key algorithms."""
     with start_sshd(extra_config=_LEGACY_ONLY) as server:
         yield server
-
-
-@asynccontextmanager
-async def connect(server: SSHServer, **kwargs: Any) -> AsyncIterator[trissh.SSHConnection]:
-    async with trissh.connect(
-        server.host,
-        server.port,
-        username=server.username,
-        client_keys=[server.client_key],
-        known_hosts=server.known_hosts,
-        connect_timeout=10,
-        **kwargs,
-    ) as conn:
-        yield conn
 
 
 SERVER_PAIRS = [

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import random
 import shlex
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import trio
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from test_integration import connect
 
 import trissh
 from trissh.testing import SSHServer, start_sshd
@@ -42,20 +42,6 @@ def rekeying_sshd() -> Iterator[SSHServer]:
     """An sshd that starts a key exchange after every MiB in either direction."""
     with start_sshd(extra_config=["RekeyLimit 1M"]) as server:
         yield server
-
-
-@asynccontextmanager
-async def connect(server: SSHServer, **kwargs: Any) -> AsyncIterator[trissh.SSHConnection]:
-    async with trissh.connect(
-        server.host,
-        server.port,
-        username=server.username,
-        client_keys=[server.client_key],
-        known_hosts=server.known_hosts,
-        connect_timeout=10,
-        **kwargs,
-    ) as conn:
-        yield conn
 
 
 class Keystream:
