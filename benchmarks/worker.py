@@ -24,13 +24,13 @@ The figures measured here are the *in-process* ones: wall time and CPU time (``g
 for the Python clients, ``RUSAGE_CHILDREN`` for the ``ssh`` subprocess) around the transfer only, once
 connected.
 The orchestrator measures the whole process (start-up, imports and connect included) from outside. Client
-libraries are imported inside the functions that use them, so a worker imports only its own client.
+libraries, and asyncio (AsyncSSH's event loop), are imported inside the functions that use them, so a worker
+imports only its own client and event loop: a trissh worker's peak memory holds Trio, not asyncio too.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -495,6 +495,8 @@ async def _asyncssh_handshake(job: Job) -> Result:
 
 
 async def _asyncssh_fanout(job: Job) -> Result:
+    import asyncio
+
     failures = _Failures("connection", job.count)
     arrivals = _Arrivals(job.count, asyncio.Event())
     gate = asyncio.Semaphore(_CONNECTS_IN_FLIGHT)
@@ -522,6 +524,8 @@ async def _asyncssh_fanout(job: Job) -> Result:
 
 
 async def _asyncssh_channels(job: Job) -> Result:
+    import asyncio
+
     failures = _Failures("session", job.count)
     command = _channel_command(job.size)
     async with _asyncssh_connect(job) as conn:
@@ -824,6 +828,8 @@ def _on_trio(function: Callable[[Job], Awaitable[Result]]) -> Callable[[Job], Re
 
 def _on_asyncio(function: Callable[[Job], Awaitable[Result]]) -> Callable[[Job], Result]:
     def run(job: Job) -> Result:
+        import asyncio
+
         async def main() -> Result:
             return await function(job)
 
