@@ -10,15 +10,14 @@ in the connection's nursery:
   handles each event: it awaits the host-key hook, marks the connection secure,
   and hands service packets up, to :meth:`receive_packet` callers until a
   service installs a packet handler (the connection layer does, after auth);
-* the **writer** is the only task that writes to the socket. Service packets
-  reach it, in order, through a queue (a deque); while a key exchange forbids
-  sending them (``state.can_send`` is False) they simply stay in the queue,
-  and are sealed and sent after NEWKEYS. Key-exchange packets that the reader
-  produces are sealed into the state's output at once, and the writer is woken
-  to flush them, so a rekey never waits behind queued data. The bulk path is a
-  shortcut through the same state: channel data is sealed at once, in the
-  sender's task, when the channel is empty and no key exchange holds packets
-  back (so order is the same either way), and the writer only flushes.
+* the **writer** is the only task that writes to the socket. A service packet
+  is sealed into the state's output at once, in the sender's task, when
+  nothing is queued ahead of it and no key exchange holds packets back
+  (``state.can_send``); otherwise it waits in a queue (a deque), in order, and
+  the writer seals it after NEWKEYS. Either way the order is the same, and the
+  writer is woken to flush. Key-exchange packets that the reader produces are
+  sealed at once too, so a rekey never waits behind queued data. Channel data
+  takes the same path, sealed straight from the sender's buffer.
 
 Senders are back-pressured by the bytes queued or sealed and not yet written
 (:data:`QUEUE_HIGH_WATER`). Packets the reader itself must send in reply
@@ -55,6 +54,7 @@ from ._errors import (
     SSHError,
 )
 from ._options import algorithm_preferences
+from ._socket_io import receive_into, receive_some, send_all
 from ._sync import Latch, PacketInbox, Wakeup
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
@@ -139,6 +139,9 @@ class SSHClientTransport:
         elif rekey_bytes is not None or gex_bits is not None:
             raise ValueError("rekey_bytes and gex_bits go to the TransportState when one is given")
         self.stream = stream
+        # A socket stream is read and written through its socket (see _socket_io).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._writing = False  # the writer is part way through sending a batch
         self.state = state
         self.host = host
         self.port = port
@@ -303,14 +306,18 @@ class SSHClientTransport:
             reason = DisconnectReason.HOST_KEY_NOT_VERIFIABLE
         elif isinstance(error, DisconnectError) and error.local:
             reason = error.code
-        if reason is not None and not isinstance(error, ConnectionLost):
+        # Not while the writer is part way through a batch: the DISCONNECT would
+        # land inside one of its packets.
+        if reason is not None and not isinstance(error, ConnectionLost) and not self._writing:
             log.debug("disconnecting: %s", error)
             self.state.send_disconnect(reason, str(error)[:200])
             with trio.move_on_after(1.0) as scope:
                 scope.shield = True
                 try:
                     data = self.state.data_to_send()
-                    if data:
+                    if data and self._socket is not None:
+                        await send_all(self._socket, memoryview(data))
+                    elif data:
                         await self.stream.send_all(memoryview(data))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
                     pass
@@ -345,8 +352,7 @@ class SSHClientTransport:
             with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
                 scope.shield = True
                 payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-                self._enqueue(payload)
-                self._wake_writer.set()
+                self._submit(payload)
                 while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
                     self._writer_idle = idle = Latch()
                     await idle.wait()  # _shut_down sets it too
@@ -393,8 +399,7 @@ class SSHClientTransport:
         """Queue one packet without waiting. For senders that batch several packets
         between checkpoints; they must respect :attr:`queue_full` themselves."""
         self._raise_if_failed()
-        self._enqueue(payload)
-        self._wake_writer.set()
+        self._submit(payload)
 
     @property
     def queue_space(self) -> int:
@@ -412,11 +417,11 @@ class SSHClientTransport:
         """
         self._raise_if_failed()
         sealed = 0
-        if not self._queued_bytes and self.state.can_send:
+        if self._queue is None and self.state.can_send:
             sealed = self.state.send_channel_data(headers, data, packet_size)
-            self._wake_writer.set()
         for i in range(sealed, len(headers)):  # what a starting rekey holds back
-            self.queue_packet(headers[i] + data[i * packet_size : (i + 1) * packet_size])
+            self._enqueue(headers[i] + data[i * packet_size : (i + 1) * packet_size])
+        self._wake_writer.set()
 
     def send_packet_nowait(self, payload: bytes) -> None:
         """Queue a packet without waiting: for replies sent from the reader task.
@@ -429,7 +434,17 @@ class SSHClientTransport:
         self._reply_backlog += 1
         if self._reply_backlog > MAX_REPLY_BACKLOG:
             raise ProtocolError(f"the server provoked over {MAX_REPLY_BACKLOG} replies it does not read")
-        self._enqueue(payload)
+        self._submit(payload)
+
+    def _submit(self, payload: bytes) -> None:
+        """Seal ``payload`` at once when nothing waits ahead of it and no key
+        exchange holds packets back, else queue it (the order is the same either
+        way), and wake the writer. Sealing at once spares an idle connection a
+        queue, and the writer a round trip through it."""
+        if self._queue is None and self.state.can_send:
+            self.state.send(payload)
+        else:
+            self._enqueue(payload)
         self._wake_writer.set()
 
     def _enqueue(self, payload: bytes) -> None:
@@ -442,6 +457,7 @@ class SSHClientTransport:
     async def _writer_loop(self) -> None:
         state = self.state
         wake = self._wake_writer
+        sock = self._socket
         while True:
             wake.clear()
             if self.error is not None:
@@ -466,7 +482,12 @@ class SSHClientTransport:
             if self._queue_space and not self.queue_full:  # (an empty ParkingLot is false)
                 self._queue_space.unpark_all()
             if data:
-                await self.stream.send_all(memoryview(data))
+                self._writing = True
+                if sock is not None:
+                    await send_all(sock, memoryview(data))
+                else:
+                    await self.stream.send_all(memoryview(data))
+                self._writing = False
                 self.bytes_sent += len(data)
                 continue
             if self._writer_idle is not None:
@@ -478,7 +499,7 @@ class SSHClientTransport:
     async def _reader_loop(self) -> None:
         state = self.state
         stream = self.stream
-        sock = stream.socket if isinstance(stream, trio.SocketStream) else None
+        sock = self._socket
         quickack = sock is not None and _TCP_QUICKACK is not None
         read_size = MIN_RECEIVE_SIZE
         # Once a connection moves bulk data, it reads into two reused buffers in
@@ -497,10 +518,13 @@ class SSHClientTransport:
                     assert sock is not None
                     buffer = bulk_buffers[turn]
                     turn ^= 1
-                    size = await sock.recv_into(buffer)
+                    size = await receive_into(sock, buffer)
                     data = memoryview(buffer)[:size]
                 else:
-                    data = await stream.receive_some(read_size)
+                    if sock is not None:
+                        data = await receive_some(sock, read_size)
+                    else:
+                        data = await stream.receive_some(read_size)
                     # Adapt the read size: big reads for bulk data (fewer trips
                     # through the event loop), small ones for chatty connections
                     # (each read allocates its full size first).

@@ -33,7 +33,7 @@ _SEQ_MASK = 0xFFFFFFFF
 # packets (a thousand idle connections must stay cheap); a buffer doubles when
 # a packet does not fit and keeps its size, so a bulk transfer grows it a few
 # times only.
-_MIN_CAPACITY = 2048
+_MIN_CAPACITY = 256
 # A buffer no longer in use is released while recent batches stay below this.
 _TRIM_WHEN_QUIET_BELOW = 16 * 1024
 

@@ -1,0 +1,82 @@
+"""Reading and writing a connected Trio socket with the fewest frames in between.
+
+Why not ``SocketStream.receive_some`` / ``send_all``: a task parked in them holds
+about a dozen suspended frames and context managers (the stream's conflict
+detector and error translation, the socket's non-blocking helper, the I/O
+manager's wait): some 3.5 KiB per connection, held for the connection's whole
+life by the reader, and by the writer while it sends. A process with thousands
+of mostly idle connections pays that many times over, so the transport's two
+tasks call the operating system directly on the socket's descriptor and park
+in Trio's ``wait_readable`` / ``wait_writable`` only when it would block.
+
+The descriptor is looked up again before every call, never kept across an
+await: once Trio closes the socket, ``fileno()`` is -1 and we raise
+``ClosedResourceError`` instead of touching a number the system may already
+have given to another file. A task parked in a wait when the socket is closed
+gets ``ClosedResourceError`` from Trio. Each function is a checkpoint, as
+Trio's own socket calls are: it yields to the scheduler once even when the call
+did not have to wait.
+"""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+__all__ = ["receive_into", "receive_some", "send_all"]
+
+
+def _descriptor(sock: trio.socket.SocketType) -> int:
+    fd = sock.fileno()
+    if fd < 0:
+        raise trio.ClosedResourceError("the socket was closed")
+    return fd
+
+
+async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` from ``sock``, waiting for at least one; b"" at end of stream."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        data = os.read(_descriptor(sock), max_bytes)
+    except BlockingIOError:
+        while True:
+            await trio.lowlevel.wait_readable(_descriptor(sock))
+            try:
+                return os.read(_descriptor(sock), max_bytes)
+            except BlockingIOError:
+                pass
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return data
+
+
+async def receive_into(sock: trio.socket.SocketType, buffer: bytearray) -> int:
+    """Read into ``buffer`` from its start, waiting for at least one byte; 0 at end of stream."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        size = os.readv(_descriptor(sock), (buffer,))
+    except BlockingIOError:
+        while True:
+            await trio.lowlevel.wait_readable(_descriptor(sock))
+            try:
+                return os.readv(_descriptor(sock), (buffer,))
+            except BlockingIOError:
+                pass
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return size
+
+
+async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
+    """Write all of ``data`` to ``sock``, waiting while its send buffer is full."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
+    while data:
+        try:
+            sent = os.write(_descriptor(sock), data)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(_descriptor(sock))
+            waited = True
+        else:
+            data = data[sent:]
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
