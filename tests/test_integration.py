@@ -17,6 +17,7 @@ from servers import InteropServer
 
 import trissh
 from trissh._algorithms.ciphers import CIPHERS, MACS
+from trissh._driver import CLOSE_FLUSH_TIMEOUT
 from trissh.testing import SSHServer, start_sshd
 
 MiB = 1024 * 1024
@@ -46,7 +47,7 @@ def trissh_tasks() -> list[str]:
     found: list[str] = []
 
     def walk(task: trio.lowlevel.Task) -> None:
-        if task.name.startswith("trissh."):
+        if task.name.startswith("trissh"):  # "trissh.module.function", or "trissh transport reader"
             found.append(task.name)
         for nursery in task.child_nurseries:
             for child in nursery.child_tasks:
@@ -410,6 +411,11 @@ async def _silent(stream: trio.SocketStream) -> None:
     await trio.sleep_forever()
 
 
+async def _version_then_silent(stream: trio.SocketStream) -> None:
+    await stream.send_all(b"SSH-2.0-Fake\r\n")
+    await trio.sleep_forever()
+
+
 async def _huge_packet(stream: trio.SocketStream) -> None:
     await stream.send_all(b"SSH-2.0-Fake\r\n" + (0x7FFFFFFF).to_bytes(4, "big") + b"\x04")
     await trio.sleep_forever()
@@ -421,20 +427,26 @@ async def _huge_packet(stream: trio.SocketStream) -> None:
         (_junk_lines, trissh.ProtocolError, "no SSH version line"),
         (_endless_line, trissh.ProtocolError, "longer than"),
         (_silent, trissh.ConnectTimeout, "version line"),
+        (_version_then_silent, trissh.ConnectTimeout, "key exchange"),
         (_huge_packet, trissh.ProtocolError, "exceeds the maximum"),
     ],
 )
 async def test_bad_servers_end_with_clear_errors(
     make_proxy: Any, handler: Any, error: type, match: str
 ) -> None:
-    """RFC 4253 §4.2 and §6.1 bounds: junk, endless lines, silence, absurd lengths."""
+    """RFC 4253 §4.2 and §6.1 bounds: junk, endless lines, silence, absurd lengths.
+
+    The error comes when it happens: closing does not then wait CLOSE_FLUSH_TIMEOUT
+    to send a DISCONNECT that a key exchange in progress would hold back.
+    """
     proxy = await make_proxy(handler=handler)
-    with trio.fail_after(5):
-        with pytest.raises(error, match=match):
-            async with trissh.connect(
-                proxy.host, proxy.port, known_hosts=None, client_keys=[], connect_timeout=1
-            ):
-                pass
+    started = trio.current_time()
+    with pytest.raises(error, match=match):
+        async with trissh.connect(
+            proxy.host, proxy.port, known_hosts=None, client_keys=[], connect_timeout=1
+        ):
+            pass
+    assert trio.current_time() - started < 1 + CLOSE_FLUSH_TIMEOUT / 2
 
 
 async def test_connect_refused() -> None:
@@ -459,13 +471,38 @@ async def test_cancel_connect_leaves_no_task(sshd: SSHServer, make_proxy: Any) -
     assert trissh_tasks() == []
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.001, 0.005, 0.02])
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.005, 0.02, 0.3])
 async def test_cancel_connect_at_any_point(sshd: SSHServer, delay: float) -> None:
     with trio.move_on_after(delay):
         async with connect(sshd) as conn:
-            assert trissh_tasks() != []
-            await conn.run("true")
+            assert "trissh transport reader" in trissh_tasks()
+            await conn.run("sleep 10")
     assert trissh_tasks() == []
+
+
+async def test_cancel_around_an_open_connection_closes_it_at_once(sshd: SSHServer) -> None:
+    """The scope cancels the transport's tasks too: closing must not wait for them to flush."""
+    started = trio.current_time()
+    with trio.move_on_after(0.5) as scope:
+        async with connect(sshd) as conn:
+            await conn.run("true")
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert trio.current_time() - started < CLOSE_FLUSH_TIMEOUT / 2
+    assert trissh_tasks() == []
+    with pytest.raises(trissh.ConnectionLost):
+        await conn.run("true")
+
+
+async def test_an_idle_connection_runs_no_writer_task(sshd: SSHServer) -> None:
+    """The writer runs while there is something to send: an idle connection is its reader alone."""
+    async with connect(sshd) as conn:
+        await conn.run("true")
+        with trio.fail_after(5):
+            while trissh_tasks() != ["trissh transport reader"]:
+                await trio.sleep(0.01)
+        for _ in range(3):  # and it comes back whenever there is something to send
+            assert (await conn.run("echo again")).stdout == b"again\n"
 
 
 async def test_cancel_running_command_keeps_connection_usable(sshd: SSHServer) -> None:

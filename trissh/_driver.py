@@ -3,21 +3,30 @@
 Theory of operation
 -------------------
 One :class:`SSHClientTransport` per connection. It owns the socket stream and
-the sans-IO :class:`~trissh._transport.state.TransportState`, and runs two tasks
-in the connection's nursery:
+the sans-IO :class:`~trissh._transport.state.TransportState`, and runs its
+tasks in the connection's nursery:
 
-* the **reader** reads from the socket only when the state needs bytes, and
-  handles each event: it awaits the host-key hook, marks the connection secure,
-  and hands service packets up, to :meth:`receive_packet` callers until a
-  service installs a packet handler (the connection layer does, after auth);
-* the **writer** is the only task that writes to the socket. A service packet
-  is sealed into the state's output at once, in the sender's task, when
-  nothing is queued ahead of it and no key exchange holds packets back
-  (``state.can_send``); otherwise it waits in a queue (a deque), in order, and
-  the writer seals it after NEWKEYS. Either way the order is the same, and the
-  writer is woken to flush. Key-exchange packets that the reader produces are
-  sealed at once too, so a rekey never waits behind queued data. Channel data
-  takes the same path, sealed straight from the sender's buffer.
+* the **reader**, for the connection's whole life, reads from the socket only
+  when the state needs bytes, and handles each event: it awaits the host-key
+  hook, marks the connection secure, and hands service packets up, to
+  :meth:`receive_packet` callers until a service installs a packet handler
+  (the connection layer does, after auth);
+* the **writer** is the one task that writes to the socket, started when
+  there is something to send and ending when all of it is sent: an idle
+  connection costs one task, not two. A service packet is sealed into the
+  state's output at once, in the sender's task, when nothing is queued ahead
+  of it and no key exchange holds packets back (``state.can_send``);
+  otherwise it waits in a queue (a deque), in order, and the writer seals it
+  after NEWKEYS. Either way the order is the same. Key-exchange packets that
+  the reader produces are sealed at once too, so a rekey never waits behind
+  queued data. Channel data takes the same path, sealed straight from the
+  sender's buffer.
+
+Both read and write the socket directly (:mod:`trissh._socket_io`), and are
+stopped by closing it, which wakes them wherever they wait: no cancel scope
+per task. What a closing socket cannot wake (a user's host-key hook, the
+``connection_secure`` task, tasks over a stream that is not a socket) runs in
+a cancel scope that shutting down cancels.
 
 Senders are back-pressured by the bytes queued or sealed and not yet written
 (:data:`QUEUE_HIGH_WATER`). Packets the reader itself must send in reply
@@ -25,10 +34,11 @@ Senders are back-pressured by the bytes queued or sealed and not yet written
 while a rekey holds it would stop the very reads that finish the rekey.
 
 Failure: any error in either task (a protocol violation, a broken socket, the
-server's DISCONNECT) is recorded once as :attr:`error`, a DISCONNECT is sent
-when we are the one ending the connection, and every waiter is woken to raise
-it. The tasks themselves never raise into the nursery, so no ExceptionGroup of
-ours reaches the user.
+server's DISCONNECT, a cancel scope around the connection) is recorded once as
+:attr:`error`, a DISCONNECT is sent when we are the one ending the connection,
+the socket is closed and every waiter is woken to raise it. The tasks
+themselves never raise into the nursery (but for Trio's own Cancelled), so no
+ExceptionGroup of ours reaches the user.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ from ._errors import (
 )
 from ._options import algorithm_preferences
 from ._socket_io import receive_into, receive_some, send_all
-from ._sync import Latch, PacketInbox, Wakeup
+from ._sync import Latch, PacketInbox
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, TransportState
@@ -106,6 +116,41 @@ class SSHClientTransport:
     :func:`trissh.connect` takes them.
     """
 
+    # One per connection, kept for its life: slots, not a dictionary per instance
+    # (subclasses that add attributes of their own get one as usual).
+    __slots__ = (
+        "_close_callbacks",
+        "_closed",
+        "_host_key_verifier",
+        "_incoming",
+        "_kex_done",
+        "_nursery",
+        "_packet_handler",
+        "_queue",
+        "_queue_space",
+        "_queued_bytes",
+        "_rekey_deadline",
+        "_rekey_seconds",
+        "_reply_backlog",
+        "_running",
+        "_secure",
+        "_socket",
+        "_stopping",
+        "_task_scopes",
+        "_tasks_done",
+        "_writer_idle",
+        "_writer_running",
+        "_writing",
+        "authenticated",
+        "bytes_received",
+        "bytes_sent",
+        "error",
+        "host",
+        "port",
+        "state",
+        "stream",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -153,7 +198,7 @@ class SSHClientTransport:
         self._queued_bytes = 0
         self._queue_space: trio.lowlevel.ParkingLot | None = None  # made when a sender first waits
         self._reply_backlog = 0
-        self._wake_writer = Wakeup()
+        self._writer_running = False  # a writer task is started when there is something to send
         self._secure = Latch()
         self._closed = False
         self._kex_done = Latch()
@@ -162,6 +207,8 @@ class SSHClientTransport:
         self._nursery: trio.Nursery | None = None
         self._packet_handler: PacketHandler | None = None
         self._close_callbacks: list[CloseCallback] = []
+        # Cancel scopes of whatever a socket's closing cannot wake: user hooks, and
+        # the tasks of a transport over a stream that is not a socket.
         self._task_scopes: list[trio.CancelScope] = []
         self._stopping = False
         self._running = 0
@@ -227,38 +274,69 @@ class SSHClientTransport:
     # --- life cycle ------------------------------------------------------------------------
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Send our version and KEXINIT and start the reader and writer tasks in ``nursery``."""
+        """Send our version and KEXINIT and start the reader task (and a writer) in ``nursery``."""
         self.state.start()
         self._nursery = nursery
-        nursery.start_soon(self._guard, self._reader_loop, name=_READER_NAME)
-        nursery.start_soon(self._guard, self._writer_loop, name=_WRITER_NAME)
+        self._start_task(self._reader_loop, _READER_NAME)
+        self._kick_writer()
+
+    def _start_task(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        assert self._nursery is not None
+        if self._socket is not None:
+            # Closing the socket wakes it wherever it waits: no cancel scope needed.
+            self._nursery.start_soon(self._guard, loop, name=name)
+        else:
+            self._nursery.start_soon(self._guard_cancellable, loop, name=name)
+
+    def _kick_writer(self) -> None:
+        """Start a writer task if there is something to send and none is running.
+
+        The writer runs only while there is something to send, and ends when
+        it has sent it: an idle connection costs no task (nor its frames).
+        """
+        if self._writer_running or self.error is not None or self._nursery is None:
+            return
+        if self.state.has_data_to_send or (self._queue is not None and self.state.can_send):
+            self._writer_running = True
+            self._start_task(self._writer_loop, _WRITER_NAME)
 
     def _cancel_tasks(self) -> None:
         self._stopping = True
         for scope in self._task_scopes:
             scope.cancel()
 
+    async def _guard_cancellable(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """:meth:`_guard` in a cancel scope that :meth:`_cancel_tasks` cancels."""
+        with trio.CancelScope() as scope:
+            self._task_scopes.append(scope)
+            try:
+                if not self._stopping:
+                    await self._guard(loop)
+            finally:
+                self._task_scopes.remove(scope)
+
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Run one task loop, turning anything it raises into the connection's error."""
         self._running += 1
-        scope = trio.CancelScope()
-        self._task_scopes.append(scope)
         try:
-            with scope:
-                if self._stopping:
-                    return
-                try:
-                    await loop()
-                except SSHError as exc:
-                    await self._fail(exc)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    if self.error is None:
-                        await self._fail(ConnectionLost(f"connection to {self._where} lost: {exc}"))
-                except Exception as exc:  # a bug of ours must still end the connection cleanly
-                    log.exception("internal error in the SSH transport")
-                    error = SSHError(f"internal error in the SSH transport: {exc!r}")
-                    error.__cause__ = exc
-                    await self._fail(error)
+            await loop()
+        except SSHError as exc:
+            await self._fail(exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            if self.error is None:
+                await self._fail(ConnectionLost(f"connection to {self._where} lost: {exc}"))
+        except Exception as exc:  # a bug of ours must still end the connection cleanly
+            log.exception("internal error in the SSH transport")
+            error = SSHError(f"internal error in the SSH transport: {exc!r}")
+            error.__cause__ = exc
+            await self._fail(error)
+        except trio.Cancelled:
+            # Cancelled from outside (a cancel scope around the connection): with
+            # nobody reading or writing any more, the connection is over.
+            if self.error is None:
+                self.error = ConnectionLost(f"the connection to {self._where} was cancelled")
+                self._shut_down()
+            raise
         finally:
             self._running -= 1
             if not self._running:
@@ -332,7 +410,6 @@ class SSHClientTransport:
             self._writer_idle.set()
         if self._queue_space is not None:
             self._queue_space.unpark_all()
-        self._wake_writer.set()
         if self._incoming is not None:
             self._incoming.close()
         callbacks, self._close_callbacks = self._close_callbacks, []
@@ -342,23 +419,38 @@ class SSHClientTransport:
                 callback(self.error)
             except Exception:
                 log.exception("error in a close callback")
+        if self._socket is not None:
+            self._socket.close()  # wakes the reader and the writer wherever they wait
         self._cancel_tasks()
 
     async def aclose(self, *, reason: int = DisconnectReason.BY_APPLICATION, description: str = "") -> None:
         """Flush queued packets, send DISCONNECT, close the socket and stop the tasks."""
-        if self.error is None:
-            # Queue the DISCONNECT behind everything already queued, so data
+        if self.error is None and self._nursery is not None:
+            # The DISCONNECT goes behind everything already queued, so data
             # written before close is delivered; give up after a timeout.
             with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
                 scope.shield = True
                 payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-                self._submit(payload)
-                while self.error is None and (self._queued_bytes or self.state.has_data_to_send):
-                    self._writer_idle = idle = Latch()
-                    await idle.wait()  # _shut_down sets it too
-            if self.error is None:
-                self.error = ConnectionLost("the connection was closed")
-                self._shut_down()
+                if self._queue is None:
+                    # Nothing waits ahead of it, so it need not wait for a key
+                    # exchange in progress either (DISCONNECT is allowed during one).
+                    self.state.send(payload)
+                else:
+                    self._enqueue(payload)
+                while self.error is None and (self._queue is not None or self.state.has_data_to_send):
+                    if self._writer_running:
+                        self._writer_idle = idle = Latch()
+                        await idle.wait()  # _shut_down sets it too
+                    elif self.state.has_data_to_send or self.state.can_send:
+                        # This task writes the rest itself (never at the same time as
+                        # a writer task: _writer_running keeps them apart).
+                        self._writer_running = True
+                        await self._guard(self._writer_loop)
+                    else:  # a key exchange holds the rest back; the reader kicks the writer after it
+                        await self._kex_done.wait()  # _shut_down sets it too
+        if self.error is None:
+            self.error = ConnectionLost("the connection was closed")
+            self._shut_down()
         self._cancel_tasks()
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
@@ -421,7 +513,7 @@ class SSHClientTransport:
             sealed = self.state.send_channel_data(headers, data, packet_size)
         for i in range(sealed, len(headers)):  # what a starting rekey holds back
             self._enqueue(headers[i] + data[i * packet_size : (i + 1) * packet_size])
-        self._wake_writer.set()
+        self._kick_writer()
 
     def send_packet_nowait(self, payload: bytes) -> None:
         """Queue a packet without waiting: for replies sent from the reader task.
@@ -445,7 +537,7 @@ class SSHClientTransport:
             self.state.send(payload)
         else:
             self._enqueue(payload)
-        self._wake_writer.set()
+        self._kick_writer()
 
     def _enqueue(self, payload: bytes) -> None:
         queue = self._queue
@@ -455,33 +547,32 @@ class SSHClientTransport:
         self._queued_bytes += len(payload)
 
     async def _writer_loop(self) -> None:
+        """Send what is sealed and what the queue may release, until there is nothing left."""
         state = self.state
-        wake = self._wake_writer
         sock = self._socket
-        while True:
-            wake.clear()
-            if self.error is not None:
-                return
-            if trio.current_time() >= self._rekey_deadline:
-                # Checked when there is something to send, as OpenSSH does: an
-                # idle connection is rekeyed when it is next used.
-                self._rekey_deadline = math.inf
-                state.start_rekey()
-            queue = self._queue
-            if queue is not None:
-                while queue and state.can_send:
-                    payload = queue.popleft()
-                    self._queued_bytes -= len(payload)
-                    state.send(payload)
-                    if state.pending_output_size >= SEND_BATCH:
-                        break
-                if not queue:
-                    self._queue = None
-            self._reply_backlog = 0
-            data = state.data_to_send()
-            if self._queue_space and not self.queue_full:  # (an empty ParkingLot is false)
-                self._queue_space.unpark_all()
-            if data:
+        try:
+            while self.error is None:
+                if trio.current_time() >= self._rekey_deadline:
+                    # Checked when there is something to send, as OpenSSH does: an
+                    # idle connection is rekeyed when it is next used.
+                    self._rekey_deadline = math.inf
+                    state.start_rekey()
+                queue = self._queue
+                if queue is not None:
+                    while queue and state.can_send:
+                        payload = queue.popleft()
+                        self._queued_bytes -= len(payload)
+                        state.send(payload)
+                        if state.pending_output_size >= SEND_BATCH:
+                            break
+                    if not queue:
+                        self._queue = None
+                self._reply_backlog = 0
+                data = state.data_to_send()
+                if self._queue_space and not self.queue_full:  # (an empty ParkingLot is false)
+                    self._queue_space.unpark_all()
+                if not data:
+                    return  # anything still queued waits for a key exchange, which kicks us again
                 self._writing = True
                 if sock is not None:
                     await send_all(sock, memoryview(data))
@@ -489,10 +580,10 @@ class SSHClientTransport:
                     await self.stream.send_all(memoryview(data))
                 self._writing = False
                 self.bytes_sent += len(data)
-                continue
+        finally:
+            self._writer_running = False
             if self._writer_idle is not None:
                 self._writer_idle.set()
-            await wake.wait()
 
     # --- receiving ----------------------------------------------------------------------------
 
@@ -512,7 +603,7 @@ class SSHClientTransport:
         while True:
             event = state.next_event()
             if state.has_data_to_send:
-                self._wake_writer.set()
+                self._kick_writer()
             if event is NEED_DATA:
                 if bulk_buffers:
                     assert sock is not None
@@ -541,6 +632,7 @@ class SSHClientTransport:
                     assert sock is not None and _TCP_QUICKACK is not None
                     sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
                 state.receive_data(data)
+                del data  # the packet reader drops it once read: an idle connection holds no read
             elif type(event) is PacketReceived:
                 handler = self._packet_handler
                 if handler is not None:
@@ -552,7 +644,7 @@ class SSHClientTransport:
             elif isinstance(event, KexComplete):
                 if self._rekey_seconds:
                     self._rekey_deadline = trio.current_time() + self._rekey_seconds
-                self._wake_writer.set()
+                self._kick_writer()
                 if event.initial:
                     self._secure.set()
                     # In a task of its own, so that the hook may use the connection
@@ -560,17 +652,31 @@ class SSHClientTransport:
                     # this task goes on reading.
                     if type(self).connection_secure is not SSHClientTransport.connection_secure:
                         assert self._nursery is not None
-                        self._nursery.start_soon(self._guard, self._run_connection_secure, name=_HOOK_NAME)
+                        self._nursery.start_soon(
+                            self._guard_cancellable, self._run_connection_secure, name=_HOOK_NAME
+                        )
                 self._kex_done.set()
                 self._kex_done = Latch()
 
     async def _check_host_key(self, key: PublicKey) -> None:
-        if not await self.verify_host_key(key, key.fingerprint):
+        # The hook may wait on anything (a prompt, say): closing the socket would
+        # not wake it, so it runs in a scope that _cancel_tasks() cancels.
+        with trio.CancelScope() as scope:
+            self._task_scopes.append(scope)
+            try:
+                if self._stopping:
+                    scope.cancel()
+                trusted = await self.verify_host_key(key, key.fingerprint)
+            finally:
+                self._task_scopes.remove(scope)
+        if scope.cancelled_caught:
+            raise ConnectionLost(f"the connection to {self._where} was closed while its host key was checked")
+        if not trusted:
             raise HostKeyNotVerifiable(
                 f"host key for {self._where} is not trusted: {key.key_type} {key.fingerprint}"
             )
         self.state.accept_host_key()
-        self._wake_writer.set()
+        self._kick_writer()
         self._host_key_verifier = None  # only the first exchange asks; later ones must match it
 
     async def _dispatch(self, event: PacketReceived) -> None:
@@ -647,7 +753,7 @@ class SSHClientTransport:
         self._raise_if_failed()
         done = self._kex_done
         self.state.start_rekey()
-        self._wake_writer.set()
+        self._kick_writer()
         await done.wait()  # _shut_down sets it too
         self._raise_if_failed()
 

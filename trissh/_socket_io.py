@@ -37,32 +37,36 @@ def _descriptor(sock: trio.socket.SocketType) -> int:
 async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
     """Up to ``max_bytes`` from ``sock``, waiting for at least one; b"" at end of stream."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        data = os.read(_descriptor(sock), max_bytes)
-    except BlockingIOError:
-        while True:
-            await trio.lowlevel.wait_readable(_descriptor(sock))
-            try:
-                return os.read(_descriptor(sock), max_bytes)
-            except BlockingIOError:
-                pass
-    await trio.lowlevel.cancel_shielded_checkpoint()
+    waited = False
+    while True:
+        try:
+            data = os.read(_descriptor(sock), max_bytes)
+            break
+        except BlockingIOError:
+            pass
+        # Wait outside the except clause: the handled exception would otherwise
+        # stay alive, with its traceback, for as long as the wait lasts.
+        await trio.lowlevel.wait_readable(_descriptor(sock))
+        waited = True
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
     return data
 
 
 async def receive_into(sock: trio.socket.SocketType, buffer: bytearray) -> int:
     """Read into ``buffer`` from its start, waiting for at least one byte; 0 at end of stream."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        size = os.readv(_descriptor(sock), (buffer,))
-    except BlockingIOError:
-        while True:
-            await trio.lowlevel.wait_readable(_descriptor(sock))
-            try:
-                return os.readv(_descriptor(sock), (buffer,))
-            except BlockingIOError:
-                pass
-    await trio.lowlevel.cancel_shielded_checkpoint()
+    waited = False
+    while True:
+        try:
+            size = os.readv(_descriptor(sock), (buffer,))
+            break
+        except BlockingIOError:
+            pass
+        await trio.lowlevel.wait_readable(_descriptor(sock))
+        waited = True
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
     return size
 
 
@@ -72,11 +76,11 @@ async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
     waited = False
     while data:
         try:
-            sent = os.write(_descriptor(sock), data)
+            data = data[os.write(_descriptor(sock), data) :]
+            continue
         except BlockingIOError:
-            await trio.lowlevel.wait_writable(_descriptor(sock))
-            waited = True
-        else:
-            data = data[sent:]
+            pass
+        await trio.lowlevel.wait_writable(_descriptor(sock))
+        waited = True
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()

@@ -23,8 +23,8 @@ T = TypeVar("T")
 class Wakeup:
     """Wakes one waiting task; a wake-up with nobody waiting is kept for the next wait.
 
-    The writer's doorbell: rung for every batch of packets, so it must be
-    cheap, and reusable without building a new object per round.
+    The packet inbox's signal in each direction: rung for every packet, so it
+    must be cheap, and reusable without building a new object per round.
     """
 
     __slots__ = ("_pending", "_task")

@@ -130,6 +130,37 @@ class TransportState:
         gex_bits: group sizes for Diffie-Hellman group exchange (default: OpenSSH's).
     """
 
+    # One per connection, kept for its life: slots, not a dictionary per instance.
+    __slots__ = (
+        "_error",
+        "_ext_info_allowed",
+        "_gex_bits",
+        "_kex",
+        "_our_kexinit",
+        "_pending_host_key",
+        "_pending_keys",
+        "_pending_negotiated",
+        "_prefs",
+        "_random",
+        "_reader",
+        "_skip_guessed_packet",
+        "_version_buffer",
+        "_version_parser",
+        "_writer",
+        "authenticated",
+        "client_version",
+        "extensions",
+        "kex_count",
+        "kex_state",
+        "negotiated",
+        "phase",
+        "rekey_bytes",
+        "server_host_key",
+        "server_version",
+        "session_id",
+        "strict_kex",
+    )
+
     def __init__(
         self,
         preferences: AlgorithmPreferences,
