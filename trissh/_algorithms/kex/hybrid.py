@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from cryptography.hazmat.backends.openssl import backend as openssl_backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -38,7 +39,12 @@ _X25519_SIZE: Final = 32
 def _mlkem_works() -> bool:
     if mlkem is None:
         return False
-    try:
+    # Ask the backend when it can tell: a trial key costs 1.7 MiB of memory
+    # (OpenSSL's ML-KEM set-up) in every process, used or not.
+    supported = getattr(openssl_backend, "mlkem_supported", None)
+    if supported is not None:
+        return bool(supported())
+    try:  # pragma: no cover - depends on the installed cryptography
         mlkem.MLKEM768PrivateKey.generate()
     except Exception:  # UnsupportedAlgorithm: an OpenSSL build without ML-KEM
         return False
