@@ -839,3 +839,24 @@ def test_writer_keeps_buffers_for_bulk_and_releases_them_when_quiet() -> None:
     assert len(writer._buffer) == len(writer._spare) == 0
     writer.write(b"y" * 100)  # and makes one again when it next sends
     assert len(writer.take()) > 100
+
+
+def test_writer_takes_back_what_a_partial_write_left_ahead_of_newer_packets() -> None:
+    writer = PacketWriter()
+    writer.write(b"first")
+    writer.write(b"second")
+    taken = writer.take()
+    sent_so_far = bytes(taken[:7])
+    writer.put_back(taken[7:])
+    assert writer.pending == len(taken) - 7
+    writer.write(b"third")  # sealed after the put-back: goes after it
+    rest = bytes(writer.take())
+    reader = PacketReader()
+    reader.feed(sent_so_far + rest)
+    assert [reader.next_packet(), reader.next_packet(), reader.next_packet()] == [
+        (0, b"first"),
+        (1, b"second"),
+        (2, b"third"),
+    ]
+    writer.put_back(memoryview(b""))  # a complete write puts nothing back
+    assert writer.pending == 0

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from trissh._socket_io import receive_into, receive_some, send_all
+from trissh._socket_io import receive_into, receive_some, send_all, send_now
 
 
 @pytest.fixture
@@ -106,3 +106,14 @@ async def test_a_reset_connection_is_an_os_error(pair) -> None:
     with pytest.raises(OSError):
         for _ in range(100):  # the first writes may still be buffered
             await send_all(a, memoryview(b"x" * 65536))
+
+
+async def test_send_now_writes_what_fits_and_never_waits(pair) -> None:
+    a, b = pair
+    assert send_now(a, memoryview(b"now")) == 3
+    assert await b.recv(10) == b"now"
+    total = 0
+    while (sent := send_now(a, memoryview(bytes(1 << 20)))) > 0:  # until the socket's buffers are full
+        total += sent
+    assert total > 0
+    assert send_now(a, memoryview(b"x")) == 0

@@ -64,7 +64,7 @@ from ._errors import (
     SSHError,
 )
 from ._options import algorithm_preferences
-from ._socket_io import receive_into, receive_some, send_all
+from ._socket_io import receive_into, receive_some, send_all, send_now
 from ._sync import Latch, PacketInbox
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
 from ._transport.negotiate import Negotiated
@@ -428,34 +428,57 @@ class SSHClientTransport:
         if self.error is None and self._nursery is not None:
             # The DISCONNECT goes behind everything already queued, so data
             # written before close is delivered; give up after a timeout.
-            with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
-                scope.shield = True
-                payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-                if self._queue is None:
-                    # Nothing waits ahead of it, so it need not wait for a key
-                    # exchange in progress either (DISCONNECT is allowed during one).
-                    self.state.send(payload)
-                else:
-                    self._enqueue(payload)
-                while self.error is None and (self._queue is not None or self.state.has_data_to_send):
-                    if self._writer_running:
-                        self._writer_idle = idle = Latch()
-                        await idle.wait()  # _shut_down sets it too
-                    elif self.state.has_data_to_send or self.state.can_send:
-                        # This task writes the rest itself (never at the same time as
-                        # a writer task: _writer_running keeps them apart).
-                        self._writer_running = True
-                        await self._guard(self._writer_loop)
-                    else:  # a key exchange holds the rest back; the reader kicks the writer after it
-                        await self._kex_done.wait()  # _shut_down sets it too
+            payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
+            if self._queue is None:
+                # Nothing waits ahead of it, so it need not wait for a key
+                # exchange in progress either (DISCONNECT is allowed during one).
+                self.state.send(payload)
+            else:
+                self._enqueue(payload)
+            self._send_at_once()
+            if self._queue is not None or self.state.has_data_to_send:
+                with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
+                    scope.shield = True
+                    while self.error is None and (self._queue is not None or self.state.has_data_to_send):
+                        if self._writer_running:
+                            self._writer_idle = idle = Latch()
+                            await idle.wait()  # _shut_down sets it too
+                        elif self.state.has_data_to_send or self.state.can_send:
+                            # This task writes the rest itself (never at the same time as
+                            # a writer task: _writer_running keeps them apart).
+                            self._writer_running = True
+                            await self._guard(self._writer_loop)
+                        else:  # a key exchange holds the rest back; the reader kicks the writer after it
+                            await self._kex_done.wait()  # _shut_down sets it too
         if self.error is None:
             self.error = ConnectionLost("the connection was closed")
             self._shut_down()
         self._cancel_tasks()
+        if self._socket is not None:
+            # _shut_down closed it; our tasks wake to find it closed, and end.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
             if self._nursery is not None:  # the tasks were started
                 await self._tasks_done.wait()
+
+    def _send_at_once(self) -> None:
+        """Write what is sealed now, without waiting, unless a writer is at it.
+
+        The usual close: a DISCONNECT to a socket with room for it, sent
+        without starting a task or waiting (a thousand connections closing at
+        once then hold nothing more than they did while open).
+        """
+        if self._socket is None or self._writer_running or not self.state.has_data_to_send:
+            return
+        data = self.state.data_to_send()
+        try:
+            sent = send_now(self._socket, data)
+        except (trio.ClosedResourceError, OSError):
+            sent = 0  # the writer's next attempt meets the same error and reports it
+        self.bytes_sent += sent
+        self.state.put_back_unsent(data[sent:])
 
     # --- sending -----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import os
 
 import trio
 
-__all__ = ["receive_into", "receive_some", "send_all"]
+__all__ = ["receive_into", "receive_some", "send_all", "send_now"]
 
 
 def _descriptor(sock: trio.socket.SocketType) -> int:
@@ -84,3 +84,11 @@ async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
         waited = True
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+def send_now(sock: trio.socket.SocketType, data: memoryview) -> int:
+    """Write what ``sock`` takes of ``data`` at once, without waiting: how much (0 when it is full)."""
+    try:
+        return os.write(_descriptor(sock), data)
+    except BlockingIOError:
+        return 0

@@ -114,6 +114,12 @@ class PacketWriter:
         """Bytes sealed and not yet taken."""
         return self._fill
 
+    def put_back(self, rest: memoryview) -> None:
+        """Put the unsent end of what :meth:`take` returned back in front of the output."""
+        if rest:
+            self._buffer = bytearray(rest) + memoryview(self._buffer)[: self._fill]
+            self._fill = len(self._buffer)
+
     def take(self) -> memoryview:
         """Everything sealed so far, without a copy: valid until the next call but one."""
         taken = self._fill

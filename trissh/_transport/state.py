@@ -303,6 +303,10 @@ class TransportState:
         """
         return self._writer.take()
 
+    def put_back_unsent(self, rest: memoryview) -> None:
+        """Return the unsent end of the last :meth:`data_to_send` (a partial write), to be sent first."""
+        self._writer.put_back(rest)
+
     @property
     def has_data_to_send(self) -> bool:
         return self._writer.pending > 0
