@@ -73,7 +73,9 @@ class Latch:
     def set(self) -> None:
         self._set = True
         if self._event is not None:
-            self._event.set()
+            # The woken waiters hold it while they need it; the latch needs it no more.
+            self._event, event = None, self._event
+            event.set()
 
     def is_set(self) -> bool:
         return self._set
