@@ -72,9 +72,9 @@ class Latch:
 
     def set(self) -> None:
         self._set = True
-        if self._event is not None:
-            # The woken waiters hold it while they need it; the latch needs it no more.
-            self._event, event = None, self._event
+        event = self._event
+        if event is not None:
+            self._event = None  # the woken waiters hold it while they need it; the latch needs it no more
             event.set()
 
     def is_set(self) -> bool:
