@@ -76,3 +76,66 @@ def test_settings_for_a_transport_built_from_algorithm_lists() -> None:
         trissh.SSHClientTransport(a, macs=["hmac-md5"])
     with pytest.raises(ValueError, match="go to the TransportState"):
         trissh.SSHClientTransport(a, transport.state, rekey_bytes=5)
+
+
+# --- stopping: the tasks end however the connection ends, over a socket or any other stream --------------
+
+
+async def _open(sshd: SSHServer, over_socket: bool) -> trio.abc.Stream:
+    stream = await trio.open_tcp_stream(sshd.host, sshd.port)
+    # A StapledStream is not a SocketStream: the transport then stops its tasks with cancel scopes.
+    return stream if over_socket else trio.StapledStream(stream, stream)
+
+
+STREAM_KINDS = pytest.mark.parametrize("over_socket", [True, False], ids=["socket", "other-stream"])
+
+
+class HangingVerifier(Client):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.asked = trio.Event()
+
+    async def verify_host_key(self, host_key: trissh.PublicKey, fingerprint: str) -> bool:
+        self.asked.set()
+        await trio.sleep_forever()  # a prompt nobody answers
+        raise AssertionError("unreachable")
+
+    async def connection_secure(self) -> None:
+        pass
+
+
+@STREAM_KINDS
+async def test_close_while_the_host_key_hook_waits(sshd: SSHServer, over_socket: bool) -> None:
+    transport = HangingVerifier(await _open(sshd, over_socket), sshd)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery)
+            await transport.asked.wait()
+            await transport.aclose()
+    assert isinstance(transport.error, trissh.ConnectionLost)
+    with pytest.raises(trissh.ConnectionLost):
+        await transport.wait_secure()
+
+
+@STREAM_KINDS
+async def test_cancelling_the_nursery_ends_the_connection(sshd: SSHServer, over_socket: bool) -> None:
+    transport = Client(await _open(sshd, over_socket), sshd)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery)
+            await transport.service_started.wait()
+            nursery.cancel_scope.cancel()
+    assert isinstance(transport.error, trissh.ConnectionLost)
+    assert "cancelled" in str(transport.error)
+    with trio.fail_after(1):
+        await transport.aclose()  # and closing after that neither waits nor fails
+
+
+@STREAM_KINDS
+async def test_a_failed_connection_stops_its_tasks_without_aclose(sshd: SSHServer, over_socket: bool) -> None:
+    transport = FailingHook(await _open(sshd, over_socket), sshd)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:  # exits only once every task of the transport has ended
+            transport.start(nursery)
+    assert transport.is_closed
+    assert "the application refuses" in str(transport.error)
