@@ -536,3 +536,16 @@ async def test_error_inside_block_is_not_wrapped(sshd: SSHServer) -> None:
     with pytest.raises(KeyError):
         async with connect(sshd):
             raise KeyError("mine")
+
+
+async def test_without_direct_socket_io(sshd: SSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where sockets are not descriptors (Windows), the transport uses the stream's own methods."""
+    monkeypatch.setattr("trissh._socket_io.AVAILABLE", False)
+    async with connect(sshd) as conn:
+        assert conn._transport._socket is None
+        result = await conn.run("sha256sum", input=bytes(3000000))
+        assert result.stdout.split()[0].decode() == hashlib.sha256(bytes(3000000)).hexdigest()
+        out = await conn.run("head -c 3000000 /dev/zero")
+        assert out.stdout == bytes(3000000)
+        await conn.rekey()
+        assert (await conn.run("echo still")).stdout == b"still\n"

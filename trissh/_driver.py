@@ -53,6 +53,7 @@ from typing import Final
 import trio
 
 from . import _messages as msg
+from . import _socket_io
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
 from ._errors import (
@@ -185,7 +186,9 @@ class SSHClientTransport:
             raise ValueError("rekey_bytes and gex_bits go to the TransportState when one is given")
         self.stream = stream
         # A socket stream is read and written through its socket (see _socket_io).
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._socket = (
+            stream.socket if isinstance(stream, trio.SocketStream) and _socket_io.AVAILABLE else None
+        )
         self._writing = False  # the writer is part way through sending a batch
         self.state = state
         self.host = host

@@ -16,15 +16,22 @@ have given to another file. A task parked in a wait when the socket is closed
 gets ``ClosedResourceError`` from Trio. Each function is a checkpoint, as
 Trio's own socket calls are: it yields to the scheduler once even when the call
 did not have to wait.
+
+POSIX only (:data:`AVAILABLE`): on Windows a socket is not a file descriptor,
+and the transport uses the stream's own methods.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Final
 
 import trio
 
-__all__ = ["receive_into", "receive_some", "send_all", "send_now"]
+__all__ = ["AVAILABLE", "receive_into", "receive_some", "send_all", "send_now"]
+
+#: Whether sockets can be read and written as descriptors here.
+AVAILABLE: Final = os.name == "posix"
 
 
 def _descriptor(sock: trio.socket.SocketType) -> int:
