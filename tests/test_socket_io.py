@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from trissh._socket_io import receive_into, receive_some, send_all, send_now
+from trissh._socket_io import close, receive_into, receive_some, send_all, send_now
 
 
 @pytest.fixture
@@ -117,3 +117,30 @@ async def test_send_now_writes_what_fits_and_never_waits(pair) -> None:
         total += sent
     assert total > 0
     assert send_now(a, memoryview(b"x")) == 0
+
+
+async def _tcp_pair() -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = trio.socket.socket()
+        await client.connect(listener.getsockname())
+        server, _ = await listener.accept()
+    return client, server
+
+
+@pytest.mark.parametrize("drain", [True, False])
+async def test_close_reads_what_arrived_first_so_the_peer_gets_a_fin_not_a_reset(drain: bool) -> None:
+    a, b = await _tcp_pair()
+    with a, b:
+        await b.send(b"unread")
+        await trio.sleep(0.05)  # arrived
+        if drain:
+            close(a)
+            assert a.fileno() == -1
+            assert await b.recv(10) == b""  # an orderly end of stream
+        else:  # what a plain close does with unread data: the peer is reset
+            a.close()
+            with pytest.raises(ConnectionResetError):
+                await b.recv(10)

@@ -423,7 +423,7 @@ class SSHClientTransport:
             except Exception:
                 log.exception("error in a close callback")
         if self._socket is not None:
-            self._socket.close()  # wakes the reader and the writer wherever they wait
+            _socket_io.close(self._socket)  # wakes the reader and the writer wherever they wait
         self._cancel_tasks()
 
     async def aclose(self, *, reason: int = DisconnectReason.BY_APPLICATION, description: str = "") -> None:
