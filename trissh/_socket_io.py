@@ -13,9 +13,9 @@ The descriptor is looked up again before every call, never kept across an
 await: once Trio closes the socket, ``fileno()`` is -1 and we raise
 ``ClosedResourceError`` instead of touching a number the system may already
 have given to another file. A task parked in a wait when the socket is closed
-gets ``ClosedResourceError`` from Trio. Each function is a checkpoint, as
-Trio's own socket calls are: it yields to the scheduler once even when the call
-did not have to wait.
+gets ``ClosedResourceError`` from Trio. Each async function is a checkpoint,
+as Trio's own socket calls are: it yields to the scheduler once even when the
+call did not have to wait.
 
 POSIX only (:data:`AVAILABLE`): on Windows a socket is not a file descriptor,
 and the transport uses the stream's own methods.
