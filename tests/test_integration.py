@@ -486,12 +486,19 @@ async def test_cancel_around_an_open_connection_closes_it_at_once(sshd: SSHServe
     with trio.move_on_after(0.5) as scope:
         async with connect(sshd) as conn:
             await conn.run("true")
+            port = conn._transport.stream.socket.getsockname()[1]  # type: ignore[attr-defined]
             await trio.sleep_forever()
     assert scope.cancelled_caught
     assert trio.current_time() - started < CLOSE_FLUSH_TIMEOUT / 2
     assert trissh_tasks() == []
     with pytest.raises(trissh.ConnectionLost):
         await conn.run("true")
+    # And the server was told, as far as the socket took it at once (here: all of it).
+    expected = f"Received disconnect from 127.0.0.1 port {port}:11:"
+    with trio.move_on_after(5):
+        while expected not in sshd.read_log():
+            await trio.sleep(0.02)
+    assert expected in sshd.read_log(), sshd.read_log()[-3000:]
 
 
 async def test_close_tells_the_server(sshd: SSHServer) -> None:

@@ -335,8 +335,13 @@ class SSHClientTransport:
             await self._fail(error)
         except trio.Cancelled:
             # Cancelled from outside (a cancel scope around the connection): with
-            # nobody reading or writing any more, the connection is over.
+            # nobody reading or writing any more, the connection is over. What the
+            # socket takes at once still goes, with a DISCONNECT after it.
             if self.error is None:
+                try:
+                    self._disconnect_now(DisconnectReason.BY_APPLICATION, "")
+                except Exception:  # a courtesy: it must not hide the cancellation
+                    log.debug("could not send DISCONNECT on cancellation", exc_info=True)
                 self.error = ConnectionLost(f"the connection to {self._where} was cancelled")
                 self._shut_down()
             raise
@@ -431,14 +436,7 @@ class SSHClientTransport:
         if self.error is None and self._nursery is not None:
             # The DISCONNECT goes behind everything already queued, so data
             # written before close is delivered; give up after a timeout.
-            payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
-            if self._queue is None:
-                # Nothing waits ahead of it, so it need not wait for a key
-                # exchange in progress either (DISCONNECT is allowed during one).
-                self.state.send(payload)
-            else:
-                self._enqueue(payload)
-            self._send_at_once()
+            self._disconnect_now(reason, description)
             if self._queue is not None or self.state.has_data_to_send:
                 with trio.move_on_after(CLOSE_FLUSH_TIMEOUT) as scope:
                     scope.shield = True
@@ -466,14 +464,25 @@ class SSHClientTransport:
             if self._nursery is not None:  # the tasks were started
                 await self._tasks_done.wait()
 
-    def _send_at_once(self) -> None:
-        """Write what is sealed now, without waiting, unless a writer is at it.
+    def _disconnect_now(self, reason: int, description: str) -> None:
+        """Seal a DISCONNECT behind what is queued, and write what the socket takes at once.
 
         The usual close: a DISCONNECT to a socket with room for it, sent
         without starting a task or waiting (a thousand connections closing at
         once then hold nothing more than they did while open).
         """
-        if self._socket is None or self._writer_running or not self.state.has_data_to_send:
+        payload = byte(msg.DISCONNECT) + _u32(int(reason)) + string(description) + string(b"")
+        if self._queue is None:
+            # Nothing waits ahead of it, so it need not wait for a key exchange
+            # in progress either (DISCONNECT is allowed during one).
+            self.state.send(payload)
+        else:
+            self._enqueue(payload)
+        self._send_at_once()
+
+    def _send_at_once(self) -> None:
+        """Write what is sealed now, without waiting, unless the writer is part way through a batch."""
+        if self._socket is None or self._writing or not self.state.has_data_to_send:
             return
         data = self.state.data_to_send()
         try:

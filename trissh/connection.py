@@ -3,10 +3,11 @@
 ``connect()`` opens the TCP stream, starts the transport's reader and writer
 tasks in a nursery of its own, checks the host key, authenticates, and yields
 an :class:`SSHConnection`. Leaving the ``async with`` block (normally, by an
-exception, or by cancellation) closes the connection: queued data is flushed,
-a DISCONNECT sent, the socket closed, and every task of ours has ended before
-the block exits. Errors come out as the trissh error they are, never wrapped
-in an ExceptionGroup of our tasks.
+exception, or by cancellation) closes the connection: queued data is flushed
+(when cancelled, only what the socket takes at once), a DISCONNECT sent, the
+socket closed, and every task of ours has ended before the block exits.
+Errors come out as the trissh error they are, never wrapped in an
+ExceptionGroup of our tasks.
 """
 
 from __future__ import annotations
