@@ -471,8 +471,12 @@ async def test_cancel_connect_leaves_no_task(sshd: SSHServer, make_proxy: Any) -
     assert trissh_tasks() == []
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.001, 0.005, 0.02, 0.3])
+@pytest.mark.parametrize(
+    "delay", [0.0, 0.001, 0.003, 0.005, 0.008, 0.012, 0.016, 0.02, 0.025, 0.03, 0.04, 0.3]
+)
 async def test_cancel_connect_at_any_point(sshd: SSHServer, delay: float) -> None:
+    """Only the scope's own Cancelled comes out, wherever it lands: never an error of ours
+    (our reader may see the cancellation before the task that called connect() does)."""
     with trio.move_on_after(delay):
         async with connect(sshd) as conn:
             assert "trissh transport reader" in trissh_tasks()

@@ -125,10 +125,9 @@ async def test_cancelling_the_nursery_ends_the_connection(sshd: SSHServer, over_
             transport.start(nursery)
             await transport.service_started.wait()
             nursery.cancel_scope.cancel()
-    assert isinstance(transport.error, trissh.ConnectionLost)
-    assert "cancelled" in str(transport.error)
     with trio.fail_after(1):
-        await transport.aclose()  # and closing after that neither waits nor fails
+        await transport.aclose()  # closing after that neither waits nor fails
+    assert isinstance(transport.error, trissh.ConnectionLost)
 
 
 @STREAM_KINDS

@@ -34,11 +34,13 @@ Senders are back-pressured by the bytes queued or sealed and not yet written
 while a rekey holds it would stop the very reads that finish the rekey.
 
 Failure: any error in either task (a protocol violation, a broken socket, the
-server's DISCONNECT, a cancel scope around the connection) is recorded once as
-:attr:`error`, a DISCONNECT is sent when we are the one ending the connection,
-the socket is closed and every waiter is woken to raise it. The tasks
-themselves never raise into the nursery (but for Trio's own Cancelled), so no
-ExceptionGroup of ours reaches the user.
+server's DISCONNECT) is recorded once as :attr:`error`, a DISCONNECT is sent
+when we are the one ending the connection, the socket is closed and every
+waiter is woken to raise it. The tasks themselves never raise into the nursery
+(but for Trio's own Cancelled), so no ExceptionGroup of ours reaches the user.
+A cancel scope around the connection cancels our tasks with the rest: they send
+what the socket takes at once and a DISCONNECT, and leave the error to
+:meth:`aclose`, so that every task in that scope sees its own Cancelled.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class SSHClientTransport:
     # One per connection, kept for its life: slots, not a dictionary per instance
     # (subclasses that add attributes of their own get one as usual).
     __slots__ = (
+        "_cancelled",
         "_close_callbacks",
         "_closed",
         "_host_key_verifier",
@@ -190,6 +193,7 @@ class SSHClientTransport:
             stream.socket if isinstance(stream, trio.SocketStream) and _socket_io.AVAILABLE else None
         )
         self._writing = False  # the writer is part way through sending a batch
+        self._cancelled = False  # our tasks were cancelled from outside (see _guard)
         self.state = state
         self.host = host
         self.port = port
@@ -297,7 +301,7 @@ class SSHClientTransport:
         The writer runs only while there is something to send, and ends when
         it has sent it: an idle connection costs no task (nor its frames).
         """
-        if self._writer_running or self.error is not None or self._nursery is None:
+        if self._writer_running or self.error is not None or self._nursery is None or self._cancelled:
             return
         if self.state.has_data_to_send or (self._queue is not None and self.state.can_send):
             self._writer_running = True
@@ -334,16 +338,17 @@ class SSHClientTransport:
             error.__cause__ = exc
             await self._fail(error)
         except trio.Cancelled:
-            # Cancelled from outside (a cancel scope around the connection): with
-            # nobody reading or writing any more, the connection is over. What the
-            # socket takes at once still goes, with a DISCONNECT after it.
-            if self.error is None:
+            # Cancelled from outside (a cancel scope around the connection): nobody
+            # reads or writes any more. What the socket takes at once still goes,
+            # with a DISCONNECT after it, and aclose() will not wait for more. The
+            # connection is not marked failed here: the tasks in that scope get
+            # their own Cancelled, and must not meet an error of ours instead.
+            if self.error is None and not self._cancelled:
+                self._cancelled = True
                 try:
                     self._disconnect_now(DisconnectReason.BY_APPLICATION, "")
                 except Exception:  # a courtesy: it must not hide the cancellation
                     log.debug("could not send DISCONNECT on cancellation", exc_info=True)
-                self.error = ConnectionLost(f"the connection to {self._where} was cancelled")
-                self._shut_down()
             raise
         finally:
             self._running -= 1
@@ -433,7 +438,7 @@ class SSHClientTransport:
 
     async def aclose(self, *, reason: int = DisconnectReason.BY_APPLICATION, description: str = "") -> None:
         """Flush queued packets, send DISCONNECT, close the socket and stop the tasks."""
-        if self.error is None and self._nursery is not None:
+        if self.error is None and self._nursery is not None and not self._cancelled:
             # The DISCONNECT goes behind everything already queued, so data
             # written before close is delivered; give up after a timeout.
             self._disconnect_now(reason, description)
