@@ -484,6 +484,15 @@ async def test_cancel_connect_at_any_point(sshd: SSHServer, delay: float) -> Non
     assert trissh_tasks() == []
 
 
+async def _expect_disconnect_in_log(sshd: SSHServer, port: int) -> None:
+    """sshd logs our DISCONNECT (11: by application) from client port ``port`` within 5 s."""
+    expected = f"Received disconnect from 127.0.0.1 port {port}:11:"
+    with trio.move_on_after(5):
+        while expected not in sshd.read_log():
+            await trio.sleep(0.02)
+    assert expected in sshd.read_log(), sshd.read_log()[-3000:]
+
+
 async def test_cancel_around_an_open_connection_closes_it_at_once(sshd: SSHServer) -> None:
     """The scope cancels the transport's tasks too: closing must not wait for them to flush."""
     started = trio.current_time()
@@ -498,11 +507,7 @@ async def test_cancel_around_an_open_connection_closes_it_at_once(sshd: SSHServe
     with pytest.raises(trissh.ConnectionLost):
         await conn.run("true")
     # And the server was told, as far as the socket took it at once (here: all of it).
-    expected = f"Received disconnect from 127.0.0.1 port {port}:11:"
-    with trio.move_on_after(5):
-        while expected not in sshd.read_log():
-            await trio.sleep(0.02)
-    assert expected in sshd.read_log(), sshd.read_log()[-3000:]
+    await _expect_disconnect_in_log(sshd, port)
 
 
 async def test_close_tells_the_server(sshd: SSHServer) -> None:
@@ -514,11 +519,7 @@ async def test_close_tells_the_server(sshd: SSHServer) -> None:
     async with connect(sshd) as conn:
         await conn.run("true")
         port = conn._transport.stream.socket.getsockname()[1]  # type: ignore[attr-defined]
-    expected = f"Received disconnect from 127.0.0.1 port {port}:11:"
-    with trio.move_on_after(5):
-        while expected not in sshd.read_log():
-            await trio.sleep(0.02)
-    assert expected in sshd.read_log(), sshd.read_log()[-3000:]
+    await _expect_disconnect_in_log(sshd, port)
 
 
 async def test_an_idle_connection_runs_no_writer_task(sshd: SSHServer) -> None:
