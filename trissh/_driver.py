@@ -49,7 +49,8 @@ import logging
 import math
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Final
 
 import trio
@@ -312,15 +313,22 @@ class SSHClientTransport:
         for scope in self._task_scopes:
             scope.cancel()
 
-    async def _guard_cancellable(self, loop: Callable[[], Awaitable[None]]) -> None:
-        """:meth:`_guard` in a cancel scope that :meth:`_cancel_tasks` cancels."""
+    @contextmanager
+    def _stoppable(self) -> Iterator[trio.CancelScope]:
+        """A cancel scope that :meth:`_cancel_tasks` cancels (at once, if it already has)."""
         with trio.CancelScope() as scope:
             self._task_scopes.append(scope)
             try:
-                if not self._stopping:
-                    await self._guard(loop)
+                if self._stopping:
+                    scope.cancel()
+                yield scope
             finally:
                 self._task_scopes.remove(scope)
+
+    async def _guard_cancellable(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """:meth:`_guard` in a scope that :meth:`_cancel_tasks` cancels."""
+        with self._stoppable():
+            await self._guard(loop)
 
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Run one task loop, turning anything it raises into the connection's error."""
@@ -406,10 +414,8 @@ class SSHClientTransport:
                 scope.shield = True
                 try:
                     data = self.state.data_to_send()
-                    if data and self._socket is not None:
-                        await send_all(self._socket, memoryview(data))
-                    elif data:
-                        await self.stream.send_all(memoryview(data))
+                    if data:
+                        await self._send(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
                     pass
         self._shut_down()
@@ -586,10 +592,15 @@ class SSHClientTransport:
         queue.append(payload)
         self._queued_bytes += len(payload)
 
+    async def _send(self, data: memoryview) -> None:
+        if self._socket is not None:
+            await send_all(self._socket, data)
+        else:
+            await self.stream.send_all(data)
+
     async def _writer_loop(self) -> None:
         """Send what is sealed and what the queue may release, until there is nothing left."""
         state = self.state
-        sock = self._socket
         try:
             while self.error is None:
                 if trio.current_time() >= self._rekey_deadline:
@@ -614,10 +625,7 @@ class SSHClientTransport:
                 if not data:
                     return  # anything still queued waits for a key exchange, which kicks us again
                 self._writing = True
-                if sock is not None:
-                    await send_all(sock, memoryview(data))
-                else:
-                    await self.stream.send_all(memoryview(data))
+                await self._send(data)
                 self._writing = False
                 self.bytes_sent += len(data)
         finally:
@@ -701,14 +709,8 @@ class SSHClientTransport:
     async def _check_host_key(self, key: PublicKey) -> None:
         # The hook may wait on anything (a prompt, say): closing the socket would
         # not wake it, so it runs in a scope that _cancel_tasks() cancels.
-        with trio.CancelScope() as scope:
-            self._task_scopes.append(scope)
-            try:
-                if self._stopping:
-                    scope.cancel()
-                trusted = await self.verify_host_key(key, key.fingerprint)
-            finally:
-                self._task_scopes.remove(scope)
+        with self._stoppable() as scope:
+            trusted = await self.verify_host_key(key, key.fingerprint)
         if scope.cancelled_caught:
             raise ConnectionLost(f"the connection to {self._where} was closed while its host key was checked")
         if not trusted:

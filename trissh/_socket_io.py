@@ -24,7 +24,8 @@ and the transport uses the stream's own methods.
 from __future__ import annotations
 
 import os
-from typing import Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -32,6 +33,9 @@ __all__ = ["AVAILABLE", "close", "receive_into", "receive_some", "send_all", "se
 
 #: Whether sockets can be read and written as descriptors here.
 AVAILABLE: Final = os.name == "posix"
+
+_Arg = TypeVar("_Arg")
+_Result = TypeVar("_Result")
 
 
 def _descriptor(sock: trio.socket.SocketType) -> int:
@@ -41,13 +45,13 @@ def _descriptor(sock: trio.socket.SocketType) -> int:
     return fd
 
 
-async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
-    """Up to ``max_bytes`` from ``sock``, waiting for at least one; b"" at end of stream."""
+async def _read(sock: trio.socket.SocketType, syscall: Callable[[int, _Arg], _Result], arg: _Arg) -> _Result:
+    """``syscall(fd, arg)``, waiting until ``sock`` is readable if it would block."""
     await trio.lowlevel.checkpoint_if_cancelled()
     waited = False
     while True:
         try:
-            data = os.read(_descriptor(sock), max_bytes)
+            result = syscall(_descriptor(sock), arg)
             break
         except BlockingIOError:
             pass
@@ -57,40 +61,20 @@ async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
         waited = True
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()
-    return data
+    return result
 
 
-async def receive_into(sock: trio.socket.SocketType, buffer: bytearray) -> int:
+# Plain functions that return _read's coroutine: a parked reader holds no frame of theirs.
+
+
+def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> Coroutine[Any, Any, bytes]:
+    """Up to ``max_bytes`` from ``sock``, waiting for at least one; b"" at end of stream."""
+    return _read(sock, os.read, max_bytes)
+
+
+def receive_into(sock: trio.socket.SocketType, buffer: bytearray) -> Coroutine[Any, Any, int]:
     """Read into ``buffer`` from its start, waiting for at least one byte; 0 at end of stream."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    waited = False
-    while True:
-        try:
-            size = os.readv(_descriptor(sock), (buffer,))
-            break
-        except BlockingIOError:
-            pass
-        await trio.lowlevel.wait_readable(_descriptor(sock))
-        waited = True
-    if not waited:
-        await trio.lowlevel.cancel_shielded_checkpoint()
-    return size
-
-
-async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
-    """Write all of ``data`` to ``sock``, waiting while its send buffer is full."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    waited = False
-    while data:
-        try:
-            data = data[os.write(_descriptor(sock), data) :]
-            continue
-        except BlockingIOError:
-            pass
-        await trio.lowlevel.wait_writable(_descriptor(sock))
-        waited = True
-    if not waited:
-        await trio.lowlevel.cancel_shielded_checkpoint()
+    return _read(sock, os.readv, (buffer,))
 
 
 def send_now(sock: trio.socket.SocketType, data: memoryview) -> int:
@@ -99,6 +83,21 @@ def send_now(sock: trio.socket.SocketType, data: memoryview) -> int:
         return os.write(_descriptor(sock), data)
     except BlockingIOError:
         return 0
+
+
+async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
+    """Write all of ``data`` to ``sock``, waiting while its send buffer is full."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
+    while data:
+        sent = send_now(sock, data)
+        if sent:
+            data = data[sent:]
+        else:
+            await trio.lowlevel.wait_writable(_descriptor(sock))
+            waited = True
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 def close(sock: trio.socket.SocketType, discard_limit: int = 256 * 1024) -> None:
