@@ -19,21 +19,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import trio
 
-from ._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey
+from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
+from ._auth.host_key_check import HostKeyPolicy, host_key_preferences, make_host_key_verifier
 from ._auth.keys import PrivateKey, is_encrypted, load_private_key, read_key_file
-from ._auth.known_hosts import HostKeyStatus, KnownHosts, Marker, default_known_hosts_paths
+from ._auth.known_hosts import KnownHosts, default_known_hosts_paths
 from ._auth.userauth import AuthResult, PasswordSource, authenticate
 from ._channels.channel import ChannelMux
 from ._channels.session import CompletedProcess, Process, SessionChannel
 from ._driver import SSHClientTransport
 from ._errors import (
     ConnectionLost,
-    HostKeyNotVerifiable,
     KeyImportError,
     ProcessError,
 )
@@ -46,7 +46,6 @@ __all__ = ["ConnectTimeout", "SSHConnection", "connect"]
 
 log = logging.getLogger("trissh.connection")
 
-HostKeyPolicy = Literal["strict", "accept-new"] | Callable[[str, int, PublicKey], Awaitable[bool]]
 PassphraseSource = str | bytes | Callable[[str], Awaitable[str]] | None
 
 _DEFAULT_KEY_NAMES: Final = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -256,67 +255,6 @@ def _known_hosts(known_hosts: object) -> KnownHosts | None:
     return KnownHosts.load(known_hosts)  # type: ignore[arg-type]
 
 
-def _host_key_preferences(
-    names: list[str], known: KnownHosts | None, host: str, port: int, explicit: bool
-) -> list[str]:
-    """Put algorithms for key types we already know for this host first, as OpenSSH does.
-
-    Otherwise a server with both an ed25519 and an RSA key, known to us by its
-    RSA key only, would present ed25519 and be refused as unknown.
-    """
-    if known is None or explicit:
-        return names
-    types = {e.key.key_type for e in known.lookup(host, port) if e.marker is Marker.NONE}
-    if not types:
-        return names
-    first = [n for n in names if HOST_KEY_ALGORITHMS[n].key_type in types]
-    return first + [n for n in names if n not in first]
-
-
-def _make_verifier(
-    known: KnownHosts | None,
-    policy: HostKeyPolicy,
-    known_hosts_arg: object,
-    host: str,
-    port: int,
-) -> Callable[[PublicKey], Awaitable[bool]]:
-    async def verify(key: PublicKey) -> bool:
-        if known is None:
-            log.warning(
-                "host key checking is disabled: accepting %s %s for %s", key.key_type, key.fingerprint, host
-            )
-            return True
-        status = known.check(host, port, key)
-        where = f"{host}:{port}" if port != 22 else host
-        if status is HostKeyStatus.TRUSTED:
-            return True
-        if status is HostKeyStatus.REVOKED:
-            raise HostKeyNotVerifiable(f"host key for {where} is revoked: {key.key_type} {key.fingerprint}")
-        if status is HostKeyStatus.CHANGED:
-            raise HostKeyNotVerifiable(
-                f"HOST KEY FOR {where} HAS CHANGED: the server presented {key.key_type} {key.fingerprint}, "
-                "which differs from the key in known_hosts. Someone could be eavesdropping, "
-                "or the host key was replaced."
-            )
-        if callable(policy):
-            return await policy(host, port, key)
-        if policy == "accept-new":
-            path = (
-                Path(os.fspath(known_hosts_arg))
-                if isinstance(known_hosts_arg, str | os.PathLike)
-                else default_known_hosts_paths()[0]
-            )
-            known.add(path, host, port, key)
-            log.warning("permanently added %s (%s %s) to %s", where, key.key_type, key.fingerprint, path)
-            return True
-        raise HostKeyNotVerifiable(
-            f"host key for {where} is not known: {key.key_type} {key.fingerprint} "
-            "(add it to known_hosts, or pass host_key_policy='accept-new')"
-        )
-
-    return verify
-
-
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception a nursery of ours wrapped, so the caller never sees a group."""
     leaves: list[BaseException] = []
@@ -412,7 +350,7 @@ async def connect(
     )
     prefs = replace(
         prefs,
-        host_key=_host_key_preferences(list(prefs.host_key), known, host, port, host_key_algs is not None),
+        host_key=host_key_preferences(list(prefs.host_key), known, host, port, host_key_algs is not None),
     )
     state = TransportState(
         prefs,
@@ -420,7 +358,7 @@ async def connect(
         gex_bits=GexBits.of(gex_bits),
     )
     keys = await _load_keys(client_keys, passphrase)
-    verifier = _make_verifier(known, host_key_policy, known_hosts, host, port)
+    verifier = make_host_key_verifier(known, host_key_policy, known_hosts, host, port)
 
     try:
         async with trio.open_nursery() as nursery:
