@@ -256,13 +256,15 @@ class ScriptedServer:
         host_key: ed25519.Ed25519PrivateKey | None = None,
         sign_with: ed25519.Ed25519PrivateKey | None = None,
         corrupt_signature: bool = False,
+        k_s: bytes | None = None,
     ) -> bytes:
         """Answer the client's KEX_ECDH_INIT (RFC 8731 §3, RFC 5656 §4): seal KEX_ECDH_REPLY.
 
         Computes K and H, sets the session id on the first exchange, and derives
         the next keys of both directions (installed by NEWKEYS each way).
         ``host_key`` replaces K_S (and the signer) for this reply; ``sign_with``
-        signs with another key than K_S; ``corrupt_signature`` flips one bit.
+        signs with another key than K_S; ``corrupt_signature`` flips one bit;
+        ``k_s`` is sent as K_S instead of the signer's plain key (a certificate of it, say).
         """
         assert self.client_version is not None and self.client_kexinit is not None
         assert self.server_kexinit is not None, "send kexinit() first"
@@ -274,7 +276,8 @@ class ScriptedServer:
         ephemeral = x25519.X25519PrivateKey.from_private_bytes(self.random(32))
         q_s = ephemeral.public_key().public_bytes_raw()
         k = _mpint_unsigned(ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(q_c)))
-        k_s = string("ssh-ed25519") + string(signer.public_key().public_bytes_raw())
+        if k_s is None:
+            k_s = string("ssh-ed25519") + string(signer.public_key().public_bytes_raw())
         h = hashlib.sha256(
             string(self.client_version)
             + string(self.server_version)

@@ -6,6 +6,7 @@ The format is OpenSSH's, described in sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT".
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import stat
@@ -13,15 +14,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import trio
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from trissh._algorithms.certificates import CertCheck, Certificate, parse_openssh_certificate_line
 from trissh._algorithms.hostkeys import PublicKey, public_key_from_crypto
+from trissh._auth.host_key_check import host_key_preferences, load_known_hosts, make_host_key_verifier
 from trissh._auth.known_hosts import (
+    CertificateStatus,
     HostKeyStatus,
     KnownHosts,
     Marker,
     default_known_hosts_paths,
 )
+from trissh._errors import HostKeyNotVerifiable
 from trissh._wire import mpint, string
 
 TRUSTED = HostKeyStatus.TRUSTED
@@ -69,7 +75,19 @@ MATCH_CASES = [
     ([line("[example.com]:2222", ED_A)], "example.com", 2222, ED_A, TRUSTED),
     ([line("[example.com]:2222", ED_A)], "example.com", 22, ED_A, UNKNOWN),
     ([line("[example.com]:2222", ED_A)], "example.com", 2223, ED_A, UNKNOWN),
-    ([line("example.com", ED_A)], "example.com", 2222, ED_A, UNKNOWN),
+    # off port 22, the bare name is tried when [host]:port knows nothing (OpenSSH "checking without port
+    # identifier"): an equal key there is trusted, a different one is not "changed" but unknown
+    ([line("example.com", ED_A)], "example.com", 2222, ED_A, TRUSTED),
+    ([line("example.com", ED_B)], "example.com", 2222, ED_A, UNKNOWN),
+    ([line("*.com", ED_A)], "example.com", 2222, ED_A, TRUSTED),
+    ([line("[example.com]:2222", EC_A), line("example.com", ED_A)], "example.com", 2222, ED_A, TRUSTED),
+    (
+        [line("example.com", ED_A, "@revoked"), line("[example.com]:2222", ED_A)],
+        "example.com",
+        2222,
+        ED_A,
+        REVOKED,
+    ),
     ([line("[example.com]:22", ED_A)], "example.com", 22, ED_A, TRUSTED),
     ([line("[example.com]:2222", ED_B), line("example.com", ED_A)], "example.com", 2222, ED_A, CHANGED),
     ([line("[::1]:2222", ED_A)], "::1", 2222, ED_A, TRUSTED),
@@ -92,6 +110,8 @@ MATCH_CASES = [
     ([line("!example.com", ED_A)], "example.com", 22, ED_A, UNKNOWN),
     ([line("!example.com", ED_A)], "other.com", 22, ED_A, UNKNOWN),
     ([line("example.com,!*.test", ED_A)], "example.com", 22, ED_A, TRUSTED),
+    # the negation sees the host under every name it is looked up by ("h" and "[h]:22")
+    ([line("*,!example.com", ED_A)], "example.com", 22, ED_A, UNKNOWN),
     # markers
     ([line("example.com", ED_A, "@revoked")], "example.com", 22, ED_A, REVOKED),
     ([line("example.com", ED_A), line("example.com", ED_A, "@revoked")], "example.com", 22, ED_A, REVOKED),
@@ -297,3 +317,344 @@ def test_many_plain_entries_are_indexed() -> None:
     for i in range(0, 20_000, 997):
         assert known_hosts.check(f"host{i}.example.com", 22, keys[i % 5]) is TRUSTED
         assert known_hosts.check(f"host{i}.example.com", 22, keys[(i + 1) % 5]) is CHANGED
+
+
+def test_add_is_one_append_only_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new line goes in with a single write() on an O_APPEND descriptor: the existing bytes (and the
+    file itself: same inode) are untouched, and a reader never sees half a line."""
+    path = tmp_path / "known_hosts"
+    original = (line("a.test", ED_B) + "\n# a comment, kept as is\n").encode()
+    path.write_bytes(original)
+    inode = path.stat().st_ino
+    writes: list[bytes] = []
+    real_write, real_open = os.write, os.open
+    flags_seen: list[int] = []
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    def recording_open(file: object, flags: int, *args: object) -> int:
+        flags_seen.append(flags)
+        return real_open(file, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "write", counting_write)
+    monkeypatch.setattr(os, "open", recording_open)
+    entry = KnownHosts().add(path, "b.test", 2222, ED_A, hashed=True)
+    monkeypatch.undo()
+    assert len(writes) == 1 and writes[0].count(b"\n") == 1 and writes[0].startswith(b"|1|")
+    assert flags_seen and all(flags & os.O_APPEND and not flags & os.O_TRUNC for flags in flags_seen)
+    assert path.read_bytes() == original + writes[0]
+    assert path.stat().st_ino == inode
+    assert entry.lineno == 3 and entry.where == f"{path}:3"
+    assert KnownHosts.load(path).check("b.test", 2222, ED_A) is TRUSTED
+
+
+def test_add_in_memory_only() -> None:
+    known_hosts = KnownHosts()
+    known_hosts.add(None, "example.com", 22, ED_A)
+    assert known_hosts.check("example.com", 22, ED_A) is TRUSTED
+
+
+def test_load_required(tmp_path: Path) -> None:
+    """Files a user names must exist (``required=True``); the default files may be missing."""
+    real = tmp_path / "known_hosts"
+    real.write_text(line("example.com", ED_A) + "\n")
+    missing = tmp_path / "missing_known_hosts"
+    with pytest.raises(FileNotFoundError, match="missing_known_hosts") as info:
+        KnownHosts.load([real, missing], required=True)
+    assert info.value.filename == str(missing)
+    known_hosts = KnownHosts.load([real], required=True)
+    assert known_hosts.check("example.com", 22, ED_A) is TRUSTED
+    assert KnownHosts.load([missing, real]).paths == [missing, real]  # kept, in order, even if missing
+
+
+# --- host certificates against @cert-authority lines --------------------------------------------------
+
+
+NOW = 1_700_000_000
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """ssh-keygen-made CAs and host certificates for example.com."""
+    d = tmp_path_factory.mktemp("kh_certs")
+
+    def keygen(*args: str | Path) -> None:
+        subprocess.run(["ssh-keygen", "-q", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+    for name in ("ca", "other_ca", "host"):
+        keygen("-t", "ed25519", "-N", "", "-f", d / name)
+
+    def cert(name: str, *options: str) -> Certificate:
+        pub = d / f"{name}.pub"
+        pub.write_text((d / "host.pub").read_text())
+        keygen("-s", d / "ca", "-I", name, *options, pub)
+        return parse_openssh_certificate_line((d / f"{name}-cert.pub").read_text())
+
+    return {
+        "ca": (d / "ca.pub").read_text().strip(),
+        "other_ca": (d / "other_ca.pub").read_text().strip(),
+        "host": (d / "host.pub").read_text().strip(),
+        "good": cert("good", "-h", "-n", "example.com,*.example.org"),
+        "expired": cert("expired", "-h", "-n", "example.com", "-V", "20200101:20200102"),
+        "user": cert("user", "-n", "example.com"),
+        "no_principals": cert("noprincipals", "-h"),
+    }
+
+
+def ca_line(hosts: str, key_line: str, marker: str = "@cert-authority") -> str:
+    return f"{marker} {hosts} {key_line}"
+
+
+CERT_CASES = [
+    # (lines, host, port, certificate, expected status, failed check, deciding line)
+    ([ca_line("example.com", "{ca}")], "example.com", 22, "good", CertificateStatus.TRUSTED, None, 1),
+    ([ca_line("*", "{ca}")], "example.com", 22, "good", CertificateStatus.TRUSTED, None, 1),
+    (
+        [ca_line("[example.com]:2222", "{ca}")],
+        "example.com",
+        2222,
+        "good",
+        CertificateStatus.TRUSTED,
+        None,
+        1,
+    ),
+    ([ca_line("example.com", "{ca}")], "example.com", 2222, "good", CertificateStatus.TRUSTED, None, 1),
+    ([ca_line("*.example.org", "{ca}")], "www.example.org", 2222, "good", CertificateStatus.TRUSTED, None, 1),
+    ([ca_line("[example.com]:2222", "{ca}")], "example.com", 22, "good", CertificateStatus.NO_CA, None, None),
+    ([ca_line("other.com", "{ca}")], "example.com", 22, "good", CertificateStatus.NO_CA, None, None),
+    ([ca_line("*,!example.com", "{ca}")], "example.com", 22, "good", CertificateStatus.NO_CA, None, None),
+    ([ca_line("*", "{other_ca}")], "example.com", 22, "good", CertificateStatus.NO_CA, None, None),
+    (
+        [line("example.com", ED_A), ca_line("*", "{other_ca}")],
+        "example.com",
+        22,
+        "good",
+        CertificateStatus.NO_CA,
+        None,
+        None,
+    ),
+    # A plain host line holding the CA key is not a CA line.
+    (["example.com {ca}"], "example.com", 22, "good", CertificateStatus.NO_CA, None, None),
+    # trusted CA, failing certificate: the check and the CA line
+    (
+        ["# c", ca_line("*", "{ca}")],
+        "www.example.com",
+        22,
+        "good",
+        CertificateStatus.INVALID,
+        CertCheck.PRINCIPAL,
+        2,
+    ),
+    ([ca_line("*", "{ca}")], "example.com", 22, "expired", CertificateStatus.INVALID, CertCheck.EXPIRED, 1),
+    ([ca_line("*", "{ca}")], "example.com", 22, "user", CertificateStatus.INVALID, CertCheck.TYPE, 1),
+    (
+        [ca_line("*", "{ca}")],
+        "example.com",
+        22,
+        "no_principals",
+        CertificateStatus.INVALID,
+        CertCheck.PRINCIPAL,
+        1,
+    ),
+    # revocation of the CA or of the certified key, under any matching pattern, wins
+    (
+        [ca_line("*", "{ca}"), ca_line("*", "{ca}", "@revoked")],
+        "example.com",
+        22,
+        "good",
+        CertificateStatus.REVOKED,
+        None,
+        2,
+    ),
+    (
+        [ca_line("*", "{ca}"), ca_line("example.com", "{host}", "@revoked")],
+        "example.com",
+        2222,
+        "good",
+        CertificateStatus.REVOKED,
+        None,
+        2,
+    ),
+    (
+        [ca_line("*", "{ca}"), ca_line("other.com", "{ca}", "@revoked")],
+        "example.com",
+        22,
+        "good",
+        CertificateStatus.TRUSTED,
+        None,
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+@pytest.mark.parametrize("lines, host, port, cert_name, status, check, lineno", CERT_CASES)
+def test_check_certificate(
+    tmp_path: Path,
+    certs: dict[str, object],
+    hashed: bool,
+    lines: list[str],
+    host: str,
+    port: int,
+    cert_name: str,
+    status: CertificateStatus,
+    check: CertCheck | None,
+    lineno: int | None,
+) -> None:
+    """sshd(8) SSH_KNOWN_HOSTS @cert-authority / @revoked, and sshconnect.c check_host_key; also after
+    ``ssh-keygen -H`` hashes what it hashes."""
+    text = "\n".join(entry.format(**certs) for entry in lines) + "\n"
+    path = tmp_path / "known_hosts"
+    path.write_text(text)
+    if hashed:
+        subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True, timeout=30)
+    certificate = certs[cert_name]
+    assert isinstance(certificate, Certificate)
+    verdict = KnownHosts.load(path, required=True).check_certificate(host, port, certificate, now=NOW)
+    assert verdict.status is status
+    assert (verdict.problem.check if verdict.problem else None) is check
+    assert (verdict.entry.lineno if verdict.entry else None) == lineno
+    if verdict.entry:
+        assert verdict.entry.source == str(path)
+
+
+def test_hashed_cert_authority_line(certs: dict[str, object]) -> None:
+    """A @cert-authority line may carry a hashed host name too (OpenSSH matches it like any other)."""
+    plain = KnownHosts()
+    entry = plain.add(None, "example.com", 22, ED_A, hashed=True)  # only to make a |1| name
+    text = f"@cert-authority {entry.hosts} {certs['ca']}\n"
+    good = certs["good"]
+    assert isinstance(good, Certificate)
+    known_hosts = KnownHosts.from_text(text)
+    assert known_hosts.check_certificate("example.com", 22, good, now=NOW).status is CertificateStatus.TRUSTED
+    assert known_hosts.check_certificate("example.net", 22, good, now=NOW).status is CertificateStatus.NO_CA
+    assert known_hosts.has_cert_authority("example.com", 22)
+    assert not known_hosts.has_cert_authority("example.net", 22)
+
+
+# --- the verifier and the algorithm order (trissh._auth.host_key_check) --------------------------------
+
+
+PLAIN = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
+CERTS = [
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+]
+
+
+@pytest.mark.parametrize(
+    "lines, explicit, expected",
+    [
+        ([], False, PLAIN),
+        (
+            [line("example.com", RSA_A)],
+            False,
+            ["rsa-sha2-512", "rsa-sha2-256", "ssh-ed25519", "ecdsa-sha2-nistp256"],
+        ),
+        ([line("example.com", EC_A), line("example.com", RSA_A)], False, [*PLAIN[1:], PLAIN[0]]),
+        ([line("other.com", RSA_A)], False, PLAIN),
+        ([ca_line("*", ED_C.openssh_line())], False, [*CERTS, *PLAIN]),
+        (
+            [ca_line("*.com", ED_C.openssh_line()), line("example.com", RSA_A)],
+            False,
+            [*CERTS, "rsa-sha2-512", "rsa-sha2-256", "ssh-ed25519", "ecdsa-sha2-nistp256"],
+        ),
+        ([ca_line("other.com", ED_C.openssh_line())], False, PLAIN),
+        # an explicit list is offered verbatim, as OpenSSH does for an explicit HostKeyAlgorithms
+        ([line("example.com", RSA_A), ca_line("*", ED_C.openssh_line())], True, PLAIN),
+    ],
+)
+def test_host_key_preferences(lines: list[str], explicit: bool, expected: list[str]) -> None:
+    """OpenSSH sshconnect2.c order_hostkeyalgs: certificates first if a CA line matches, then known types."""
+    known_hosts = KnownHosts.from_text("\n".join(lines))
+    assert host_key_preferences(list(PLAIN), known_hosts, "example.com", 22, explicit) == expected
+    assert host_key_preferences(list(PLAIN), None, "example.com", 22, explicit) == PLAIN
+
+
+def test_load_known_hosts_rules(tmp_path: Path) -> None:
+    """Explicit files must exist, except under accept-new (which creates the first on its first key)."""
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_known_hosts(missing, "strict")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_known_hosts([str(missing)], lambda h, p, k: trio.sleep(0))  # type: ignore[arg-type, return-value]
+    accepting = load_known_hosts(missing, "accept-new")
+    assert accepting is not None and accepting.paths == [missing] and len(accepting) == 0
+    assert load_known_hosts(None, "strict") is None
+    known_hosts = KnownHosts()
+    assert load_known_hosts(known_hosts, "strict") is known_hosts
+    with pytest.raises(ValueError, match="empty list"):
+        load_known_hosts([], "strict")
+    with pytest.raises(TypeError):
+        load_known_hosts(42, "strict")
+    with pytest.raises(ValueError, match="host_key_policy"):
+        load_known_hosts(None, "yes")  # type: ignore[arg-type]
+
+
+async def test_verifier_certificate_checks_use_the_given_clock(certs: dict[str, object]) -> None:
+    good = certs["expired"]  # valid on 2020-01-01 only
+    assert isinstance(good, Certificate)
+    known_hosts = KnownHosts.from_text(ca_line("*", str(certs["ca"])), source="/kh")
+    for now, ok in [(1577836800, True), (1577836799, False), (1577923200, False)]:
+        clock = functools.partial(float, now)
+        verify = make_host_key_verifier(known_hosts, "strict", None, "example.com", 22, clock=clock)
+        with trio.fail_after(5):
+            if ok:
+                assert await verify(good.key, good) is True
+            else:
+                with pytest.raises(
+                    HostKeyNotVerifiable, match=r"failed the (not yet valid|expired) check.*/kh:1"
+                ):
+                    await verify(good.key, good)
+
+
+async def test_verifier_plain_key_messages(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    path.write_text(f"# first\n{line('[example.com]:2222', ED_B)}\n{line('*', ED_C, '@revoked')}\n")
+    known_hosts = KnownHosts.load(path)
+    verify = make_host_key_verifier(known_hosts, "strict", None, "example.com", 2222)
+    with trio.fail_after(5):
+        with pytest.raises(HostKeyNotVerifiable, match=f"HAS CHANGED.*{path}:2"):
+            await verify(ED_A)
+        with pytest.raises(HostKeyNotVerifiable, match=f"revoked.*{path}:3"):
+            await verify(ED_C)
+        assert await verify(ED_B) is True
+        with pytest.raises(HostKeyNotVerifiable, match="not known"):
+            await verify(EC_A)
+
+
+async def test_verifier_accept_new_and_callable(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    known_hosts = KnownHosts.load([path, tmp_path / "system"])
+    verify = make_host_key_verifier(known_hosts, "accept-new", None, "example.com", 22)
+    with trio.fail_after(5):
+        assert await verify(ED_A) is True
+        assert await verify(ED_A) is True  # now known: nothing more written
+        with pytest.raises(HostKeyNotVerifiable, match="HAS CHANGED"):
+            await verify(ED_B)  # accept-new never accepts a changed key
+    text = path.read_text()
+    assert text.count("\n") == 1 and text.startswith("|1|")
+    assert not (tmp_path / "system").exists()
+
+    asked: list[tuple[str, int, PublicKey]] = []
+
+    async def policy(host: str, port: int, key: PublicKey) -> bool:
+        asked.append((host, port, key))
+        return False
+
+    verify = make_host_key_verifier(KnownHosts(), policy, None, "example.com", 2200)
+    with trio.fail_after(5):
+        assert await verify(ED_A) is False
+    assert asked == [("example.com", 2200, ED_A)]
+
+
+async def test_verifier_accept_new_without_a_file_is_in_memory() -> None:
+    known_hosts = KnownHosts.from_text("")
+    verify = make_host_key_verifier(known_hosts, "accept-new", None, "example.com", 22)
+    with trio.fail_after(5):
+        assert await verify(ED_A) is True
+    assert known_hosts.check("example.com", 22, ED_A) is TRUSTED

@@ -51,12 +51,13 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
 from . import _messages as msg
 from . import _socket_io
+from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
 from ._errors import (
@@ -75,7 +76,18 @@ from ._transport.negotiate import Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, TransportState
 from ._wire import Reader, byte, string
 
-__all__ = ["QUEUE_HIGH_WATER", "SSHClientTransport"]
+__all__ = ["QUEUE_HIGH_WATER", "HostKeyVerifier", "SSHClientTransport"]
+
+
+class HostKeyVerifier(Protocol):
+    """``await verifier(key)`` or ``await verifier(key, certificate)``: is this the right server?
+
+    ``certificate`` is passed only when the server presented a host
+    certificate (its CA signature already checked); ``key`` is then the key it certifies.
+    """
+
+    def __call__(self, key: PublicKey, certificate: Certificate | None = None, /) -> Awaitable[bool]: ...
+
 
 log = logging.getLogger("trissh.driver")
 
@@ -163,7 +175,7 @@ class SSHClientTransport:
         *,
         host: str = "",
         port: int = 22,
-        host_key_verifier: Callable[[PublicKey], Awaitable[bool]] | None = None,
+        host_key_verifier: HostKeyVerifier | None = None,
         rekey_seconds: float | None = None,
         rekey_bytes: int | None = None,
         kex_algs: Sequence[str] | str | None = None,
@@ -235,11 +247,18 @@ class SSHClientTransport:
         """Decide whether ``host_key`` is the right key for this server.
 
         The default asks the ``host_key_verifier`` given at construction, and
-        refuses every key when there is none: trust is never implicit.
+        refuses every key when there is none: trust is never implicit. For a
+        host certificate, ``host_key`` is the key it certifies and
+        ``self.state.pending_host_certificate`` the certificate (its CA
+        signature already checked, its CA not yet judged); the verifier is
+        then called as ``verifier(host_key, certificate)``.
         """
         if self._host_key_verifier is None:
             return False
-        return await self._host_key_verifier(host_key)
+        certificate = self.state.pending_host_certificate
+        if certificate is None:  # so that a one-argument verifier keeps working for plain keys
+            return await self._host_key_verifier(host_key)
+        return await self._host_key_verifier(host_key, certificate)
 
     async def connection_secure(self) -> None:
         """Called once the first key exchange is complete; the default does nothing.
@@ -277,7 +296,13 @@ class SSHClientTransport:
 
     @property
     def host_key(self) -> PublicKey | None:
+        """The server's host key; for a host certificate, the key it certifies."""
         return self.state.server_host_key
+
+    @property
+    def host_certificate(self) -> Certificate | None:
+        """The server's host certificate, when it authenticated with one."""
+        return self.state.server_host_certificate
 
     # --- life cycle ------------------------------------------------------------------------
 

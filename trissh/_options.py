@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS
 from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
 from ._algorithms.compression import COMPRESSION_METHODS, COMPRESSION_WHEN_ASKED, DEFAULT_COMPRESSION
 from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS
@@ -15,6 +16,9 @@ from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
 from ._transport.negotiate import AlgorithmPreferences
 
 __all__ = ["algorithm_preferences", "validated_names"]
+
+# Host key algorithms a caller may name: plain signature algorithms and their certificate forms.
+_HOST_KEY_NAMES = (*HOST_KEY_ALGORITHMS, *CERT_SIGNATURE_ALGORITHMS)
 
 
 def validated_names(
@@ -54,7 +58,12 @@ def algorithm_preferences(
         compression = COMPRESSION_WHEN_ASKED
     return AlgorithmPreferences(
         kex=validated_names(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
-        host_key=validated_names(host_key_algs, HOST_KEY_ALGORITHMS, DEFAULT_HOST_KEY_ALGORITHMS, "host key"),
+        host_key=validated_names(
+            host_key_algs,
+            [*HOST_KEY_ALGORITHMS, *CERT_SIGNATURE_ALGORITHMS],
+            DEFAULT_HOST_KEY_ALGORITHMS,
+            "host key",
+        ),
         ciphers=validated_names(ciphers, CIPHERS, DEFAULT_CIPHERS, "cipher"),
         macs=validated_names(macs, MACS, DEFAULT_MACS, "MAC"),
         compression=validated_names(compression, COMPRESSION_METHODS, DEFAULT_COMPRESSION, "compression"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import final
 
+from .._algorithms.certificates import Certificate
 from .._algorithms.hostkeys import PublicKey
 from .negotiate import Negotiated
 
@@ -42,10 +43,13 @@ class HostKeyReceived(Event):
     right key for this host and call :meth:`TransportState.accept_host_key`, or end
     the connection. Later exchanges must present the same key; the state checks that.
 
-    Fields: key.
+    Fields: key; certificate (the host certificate, with its CA signature already
+    checked, when a certificate algorithm was negotiated; ``key`` is then the key
+    it certifies, and whether its CA is trusted is for the driver to decide).
     """
 
     key: PublicKey
+    certificate: Certificate | None = None
 
 
 @final

@@ -45,8 +45,14 @@ from typing import Final
 
 from .. import _messages as msg
 from .._algorithms import ciphers
+from .._algorithms.certificates import (
+    CERT_KEY_TYPES,
+    CERT_SIGNATURE_ALGORITHMS,
+    Certificate,
+    parse_certificate,
+)
 from .._algorithms.compression import compressor_for, decompressor_for
-from .._algorithms.hostkeys import PublicKey, decode_public_key
+from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
 from .._algorithms.kex import KEX_METHODS, GexBits, KexMethod, KexResult, KexSetup
 from .._errors import (
     DisconnectError,
@@ -137,6 +143,7 @@ class TransportState:
         "_gex_bits",
         "_kex",
         "_our_kexinit",
+        "_pending_host_certificate",
         "_pending_host_key",
         "_pending_keys",
         "_pending_negotiated",
@@ -155,6 +162,7 @@ class TransportState:
         "negotiated",
         "phase",
         "rekey_bytes",
+        "server_host_certificate",
         "server_host_key",
         "server_version",
         "session_id",
@@ -181,6 +189,9 @@ class TransportState:
         self.session_id: bytes | None = None
         self.negotiated: Negotiated | None = None
         self.server_host_key: PublicKey | None = None
+        #: The server's host certificate, when a certificate host key algorithm was
+        #: negotiated (``server_host_key`` is then the key it certifies).
+        self.server_host_certificate: Certificate | None = None
         self.strict_kex = False
         #: Key exchanges completed so far (the first one included).
         self.kex_count = 0
@@ -197,6 +208,7 @@ class TransportState:
         self._kex: KexMethod | None = None
         self._pending_keys: tuple[ciphers.Sealer, ciphers.Opener] | None = None
         self._pending_host_key: PublicKey | None = None
+        self._pending_host_certificate: Certificate | None = None
         self._skip_guessed_packet = False
         self._ext_info_allowed = False
         self._error: SSHError | None = None
@@ -315,11 +327,17 @@ class TransportState:
     def pending_output_size(self) -> int:
         return self._writer.pending
 
+    @property
+    def pending_host_certificate(self) -> Certificate | None:
+        """The host certificate awaiting the driver's verdict (with :class:`HostKeyReceived`), if any."""
+        return self._pending_host_certificate
+
     def accept_host_key(self) -> None:
         """The driver trusts the host key of the first exchange: continue with NEWKEYS."""
         if self.kex_state is not KexState.VERIFYING or self._pending_host_key is None:
             raise RuntimeError(f"no host key is waiting for a verdict (key exchange {self.kex_state.value})")
         self.server_host_key = self._pending_host_key
+        self.server_host_certificate = self._pending_host_certificate
         self._send_newkeys()
 
     def start_rekey(self) -> bool:
@@ -523,11 +541,8 @@ class TransportState:
     def _finish_exchange(self, result: KexResult) -> Event | None:
         negotiated = self._pending_negotiated
         assert negotiated is not None and self._kex is not None
-        try:
-            key = decode_public_key(result.host_key_blob)
-        except KeyImportError as exc:
-            raise HostKeyNotVerifiable(f"server host key cannot be used: {exc}") from exc
-        if not key.verify(result.signature, result.exchange_hash, negotiated.host_key):
+        key, certificate, algorithm = _decode_host_key(result.host_key_blob, negotiated.host_key)
+        if not key.verify(result.signature, result.exchange_hash, algorithm):
             raise HostKeyNotVerifiable(
                 f"server's {negotiated.host_key} signature over the key exchange does not verify "
                 f"with host key {key.fingerprint}"
@@ -537,12 +552,17 @@ class TransportState:
         self._pending_keys = self._derive_keys(negotiated, result)
         if self.server_host_key is None:
             self._pending_host_key = key
+            self._pending_host_certificate = certificate
             self.kex_state = KexState.VERIFYING
-            return HostKeyReceived(key)
-        if key != self.server_host_key:
+            return HostKeyReceived(key, certificate)
+        # As OpenSSH (kex.c, initial_hostkey): a rekey must show the very same
+        # key, and the very same certificate if the first exchange had one.
+        was_blob = self.server_host_certificate.blob if self.server_host_certificate else None
+        if key != self.server_host_key or (certificate.blob if certificate else None) != was_blob:
             raise HostKeyNotVerifiable(
-                f"server presented a different host key during a rekey: {key.fingerprint}, "
-                f"was {self.server_host_key.fingerprint}"
+                f"server presented a different host key during a rekey: {key.fingerprint}"
+                f"{' (certificate)' if certificate else ''}, was {self.server_host_key.fingerprint}"
+                f"{' (certificate)' if was_blob else ''}"
             )
         self._send_newkeys()
         return None
@@ -611,6 +631,7 @@ class TransportState:
         if initial:
             self._ext_info_allowed = True
             self._pending_host_key = None
+            self._pending_host_certificate = None
         log.debug("key exchange complete: %s", negotiated)
         return KexComplete(negotiated, initial)
 
@@ -622,3 +643,29 @@ class TransportState:
             or self._reader.packets_since_rekey >= MAX_PACKETS_PER_KEY
         ):
             self.start_rekey()
+
+
+def _decode_host_key(blob: bytes, algorithm: str) -> tuple[PublicKey, Certificate | None, str]:
+    """The server's host key blob for the negotiated ``algorithm``: (key, certificate, plain algorithm).
+
+    For a certificate algorithm (PROTOCOL.certkeys) the blob is a certificate,
+    its CA signature is checked here, and the exchange hash is signed by the
+    certified key with the plain algorithm (``rsa-sha2-512`` for
+    ``rsa-sha2-512-cert-v01@openssh.com``). Whether the CA is trusted is the
+    host key verifier's question, not the transport's.
+
+    Raises:
+        HostKeyNotVerifiable: the blob is not a valid key (or certificate) of the negotiated type.
+    """
+    plain = CERT_SIGNATURE_ALGORITHMS.get(algorithm)
+    try:
+        if plain is None:
+            return decode_public_key(blob), None, algorithm
+        certificate = parse_certificate(blob)
+    except KeyImportError as exc:
+        raise HostKeyNotVerifiable(f"server host key cannot be used: {exc}") from exc
+    if CERT_KEY_TYPES[certificate.key_type] != HOST_KEY_ALGORITHMS[plain].key_type:
+        raise HostKeyNotVerifiable(
+            f"server sent a {certificate.key_type} certificate for host key algorithm {algorithm}"
+        )
+    return certificate.key, certificate, plain
