@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +13,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+import trissh
 from trissh._algorithms.hostkeys import PublicKey, parse_openssh_public_key
 from trissh._auth.keys import (
+    PassphraseRequired,
     PrivateKey,
     import_private_key,
+    inspect_private_key,
     is_encrypted,
     load_private_key,
     load_public_key_file,
+    read_private_key,
+    read_public_key,
 )
 from trissh._errors import KeyImportError
-from trissh._wire import Reader
+from trissh._wire import Reader, string, uint32
 
 PASSPHRASE = "correct horse"
 DATA = b"session id || userauth request"
@@ -419,3 +426,198 @@ def test_load_public_key_file_errors(tmp_path: Path, text: str, message: str) ->
 
 def test_public_key_type_is_public_key(keydir: Path) -> None:
     assert isinstance(load_public_key_file(keydir / "ed25519-openssh-plain.pub"), PublicKey)
+
+
+# --- read_private_key / read_public_key, against ssh-keygen ---------------------------------
+
+
+def ssh_keygen_output(*args: str) -> str:
+    return subprocess.run(
+        ["ssh-keygen", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def test_names() -> None:
+    """The public names: read_* are the documented ones, load_* stay as aliases."""
+    assert trissh.read_private_key is load_private_key is read_private_key
+    assert trissh.read_public_key is load_public_key_file is read_public_key
+    assert issubclass(trissh.PassphraseRequired, trissh.KeyImportError)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_read_and_sign_every_format(keydir: Path, case: Case) -> None:
+    """Every type and format ssh-keygen writes, plain and encrypted, reads and makes signatures
+    that `cryptography` verifies with ssh-keygen's public key (RFC 4253 §6.6)."""
+    key = read_private_key(keydir / case.id, PASSPHRASE if case.encrypted else None)
+    for algorithm in key.signature_algorithms():
+        assert crypto_verify(keydir / f"{case.id}.pub", key.sign(DATA, algorithm), DATA) == algorithm
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_fingerprint_matches_ssh_keygen(keydir: Path, case: Case) -> None:
+    path = keydir / case.id
+    expected = ssh_keygen_output("-l", "-E", "sha256", "-f", f"{path}.pub").split()[1]
+    assert expected.startswith("SHA256:")
+    key = read_private_key(path, PASSPHRASE if case.encrypted else None)
+    assert key.fingerprint == expected
+    assert read_public_key(f"{path}.pub").fingerprint == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_public_key_equals_ssh_keygen_y(keydir: Path, tmp_path: Path, case: Case) -> None:
+    """``ssh-keygen -y`` derives the public key from the private file; ours is the same key."""
+    path = keydir / case.id
+    derived = tmp_path / "derived.pub"
+    derived.write_text(ssh_keygen_output("-y", "-P", PASSPHRASE if case.encrypted else "", "-f", str(path)))
+    key = read_private_key(path, PASSPHRASE if case.encrypted else None)
+    assert read_public_key(derived) == key.public_key
+
+
+# ssh-keygen exports Ed25519 keys only as RFC 4716.
+EXPORTS = [
+    (case, export)
+    for case in SIGN_CASES
+    for export in ("RFC4716", "PKCS8", "PEM")
+    if case.key_type != "ssh-ed25519" or export == "RFC4716"
+]
+
+
+@pytest.mark.parametrize("case, export", EXPORTS, ids=[f"{c.id}-{e}" for c, e in EXPORTS])
+def test_read_exported_public_keys(keydir: Path, tmp_path: Path, case: Case, export: str) -> None:
+    """RFC 4716 §3 blocks (``ssh-keygen -e``) and PEM public keys (``-e -m PKCS8`` / ``-e -m PEM``)."""
+    pub = keydir / f"{case.id}.pub"
+    exported = tmp_path / "exported"
+    exported.write_text(ssh_keygen_output("-e", "-m", export, "-f", str(pub)))
+    assert read_public_key(exported) == read_public_key(pub)
+
+
+def test_rfc4716_headers_and_continuations(keydir: Path, tmp_path: Path) -> None:
+    """RFC 4716 §3.3: header lines, one continued with a backslash; base64 wrapped over lines."""
+    key = read_public_key(keydir / "ed25519-openssh-plain.pub")
+    b64 = base64.b64encode(key.blob).decode()
+    block = (
+        "---- BEGIN SSH2 PUBLIC KEY ----\n"
+        'Comment: "a long comment that goes on \\\n'
+        'and on and on"\n'
+        "x-private: something\n"
+        f"{b64[:20]}\n{b64[20:]}\n"
+        "---- END SSH2 PUBLIC KEY ----\n"
+    )
+    (tmp_path / "k").write_text(block)
+    assert read_public_key(tmp_path / "k") == key
+    (tmp_path / "cut").write_text(block.replace("---- END SSH2 PUBLIC KEY ----\n", ""))
+    with pytest.raises(KeyImportError, match=f"public key file {tmp_path / 'cut'}: .*no END line"):
+        read_public_key(tmp_path / "cut")
+    (tmp_path / "bad").write_text(block.replace(b64[:20], "!!!!"))
+    with pytest.raises(KeyImportError, match="invalid base64"):
+        read_public_key(tmp_path / "bad")
+
+
+def test_read_public_key_refuses_certificate(keydir: Path, tmp_path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "ca")], check=True, timeout=60
+    )
+    shutil.copy(keydir / "ed25519-openssh-plain.pub", tmp_path / "user.pub")
+    subprocess.run(
+        ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", "id", "-n", "me", str(tmp_path / "user.pub")],
+        check=True,
+        timeout=60,
+    )
+    with pytest.raises(KeyImportError, match="it is a certificate"):
+        read_public_key(tmp_path / "user-cert.pub")
+    with pytest.raises(KeyImportError, match=r"it is a certificate.*\(key, certificate\)"):
+        read_private_key(tmp_path / "user-cert.pub")
+
+
+# --- FIDO security keys (PROTOCOL.u2f) --------------------------------------------------------
+
+
+def security_key_file(key_type: str) -> bytes:
+    """An unencrypted openssh-key-v1 file holding a FIDO key, laid out as PROTOCOL.u2f says.
+
+    ``ssh-keygen -t ed25519-sk`` needs a real token; the file format does not.
+    """
+    application = b"ssh:"
+    if key_type == "sk-ssh-ed25519@openssh.com":
+        key_fields = string(bytes(32))
+    else:
+        point = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        )
+        key_fields = string("nistp256") + string(point)
+    public_blob = string(key_type) + key_fields + string(application)
+    flags = b"\x01"  # user presence required
+    private = (
+        uint32(0x12345678) * 2
+        + string(key_type)
+        + key_fields
+        + string(application)
+        + flags
+        + string(b"key handle")
+        + string(b"")  # reserved
+        + string("me@token")
+    )
+    private += bytes(range(1, 1 + (-len(private) % 8)))  # padding to the cipher block size (8 for none)
+    raw = (
+        b"openssh-key-v1\x00"
+        + string("none")
+        + string("none")
+        + string(b"")
+        + uint32(1)
+        + string(public_blob)
+        + string(private)
+    )
+    body = base64.b64encode(raw).decode()
+    lines = [body[i : i + 70] for i in range(0, len(body), 70)]
+    armored = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    return armored.encode()
+
+
+@pytest.mark.parametrize("key_type", ["sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"])
+def test_security_key_files_refused(tmp_path: Path, key_type: str) -> None:
+    path = tmp_path / "id_sk"
+    path.write_bytes(security_key_file(key_type))
+    path.chmod(0o600)  # or ssh-keygen refuses to read it
+    # ssh-keygen itself accepts the file: it is a well-formed security key file.
+    public_line = ssh_keygen_output("-y", "-f", str(path))
+    assert public_line.startswith(key_type)
+    message = f"key file {path}: {key_type} is a FIDO security key .*security keys are not supported"
+    with pytest.raises(KeyImportError, match=message):
+        read_private_key(path)
+    with pytest.raises(KeyImportError, match=message):
+        inspect_private_key(path.read_bytes(), name=f"key file {path}")
+    (tmp_path / "id_sk.pub").write_text(public_line)
+    with pytest.raises(KeyImportError, match="security keys are not supported"):
+        read_public_key(tmp_path / "id_sk.pub")
+
+
+# --- inspect_private_key: what a file says before decryption --------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_inspect_private_key(keydir: Path, case: Case) -> None:
+    """The OpenSSH format shows its public key in clear text (PROTOCOL.key); encrypted PEM
+    and PKCS#8 do not. No passphrase is used either way."""
+    path = keydir / case.id
+    info = inspect_private_key(path.read_bytes(), name=f"key file {path}")
+    assert info.encrypted is case.encrypted
+    expected = read_public_key(f"{path}.pub")
+    if case.encrypted and case.fmt != "openssh":
+        assert info.public_key is None
+    else:
+        assert info.public_key == expected
+
+
+def test_passphrase_required_is_distinct(keydir: Path) -> None:
+    """A missing passphrase is PassphraseRequired; a wrong one is a plain KeyImportError."""
+    path = keydir / "ed25519-openssh-enc"
+    with pytest.raises(PassphraseRequired):
+        read_private_key(path)
+    with pytest.raises(KeyImportError) as info:
+        read_private_key(path, "wrong")
+    assert not isinstance(info.value, PassphraseRequired)
+    assert str(path) in str(info.value)

@@ -11,7 +11,15 @@ user needs around them:
   a public key or a PuTTY file is named as such, and an encrypted key without a
   passphrase says "a passphrase is needed" rather than a library's TypeError;
 * reading the unencrypted parts of an OpenSSH key file (cipher name, key type,
-  and the comment when the key is not encrypted), which `cryptography` drops;
+  the public key, and the comment when the key is not encrypted), which
+  `cryptography` drops: :func:`inspect_private_key` tells a caller whether a
+  passphrase is needed and, for the OpenSSH format, which public key the file
+  holds, without decrypting anything (legacy PEM and PKCS#8 files hide it);
+* refusing FIDO security keys (``sk-*@openssh.com``, PROTOCOL.u2f) by name:
+  they sign on a hardware token, which trissh does not drive;
+* public key files in the three formats ``ssh-keygen`` writes: an OpenSSH
+  ``.pub`` line, an RFC 4716 ``---- BEGIN SSH2 PUBLIC KEY ----`` block
+  (``ssh-keygen -e``) and PEM (``-e -m PKCS8`` / ``-e -m PEM``);
 * signing in the SSH formats (RFC 4253 §6.6, RFC 5656 §3.1.2, RFC 8332, RFC 8709).
 
 Verification and the table of signature algorithms live in
@@ -46,12 +54,17 @@ from .._wire import DecodeError, Reader, mpint, string
 
 __all__ = [
     "CryptoPrivateKey",
+    "KeyFileInfo",
+    "PassphraseRequired",
     "PrivateKey",
     "import_private_key",
+    "inspect_private_key",
     "is_encrypted",
     "load_private_key",
     "load_public_key_file",
     "read_key_file",
+    "read_private_key",
+    "read_public_key",
 ]
 
 #: The `cryptography` private key classes trissh can sign with.
@@ -68,6 +81,19 @@ _PEM_PRIVATE_LABELS: Final = frozenset(
     {b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 )
 _RSA_SHA2: Final = ("rsa-sha2-512", "rsa-sha2-256")
+_RFC4716_BEGIN: Final = b"---- BEGIN SSH2 PUBLIC KEY ----"
+_RFC4716_END: Final = b"---- END SSH2 PUBLIC KEY ----"
+_SECURITY_KEY_HINT: Final = (
+    "is a FIDO security key (it signs on a hardware token); security keys are not supported by trissh"
+)
+
+
+class PassphraseRequired(KeyImportError):
+    """The key file is encrypted and no passphrase was given (or the passphrase callback declined).
+
+    A :class:`KeyImportError`, so callers that catch that see it too; the
+    authentication loop catches it to skip a locked key with a log note.
+    """
 
 
 @final
@@ -115,6 +141,11 @@ class PrivateKey:
     @property
     def comment(self) -> str:
         return self._comment
+
+    @property
+    def fingerprint(self) -> str:
+        """The public key's ``SHA256:`` fingerprint, as ``ssh-keygen -l -E sha256`` prints it."""
+        return self._public_key.fingerprint
 
     @property
     def crypto_key(self) -> CryptoPrivateKey:
@@ -223,6 +254,18 @@ def _openssh_info(data: bytes, where: str) -> _OpenSSHInfo:
     return _OpenSSHInfo(cipher, key_type, public_blob, private_section)
 
 
+def _openssh_public_key(info: _OpenSSHInfo, where: str) -> PublicKey:
+    """The clear-text public key of an OpenSSH key file; unusable types are named here."""
+    if info.key_type == "ssh-dss":
+        raise KeyImportError(f"{where}: unsupported key type dsa (ssh-dss)")
+    if info.key_type.startswith("sk-"):
+        raise KeyImportError(f"{where}: {info.key_type[:64]} {_SECURITY_KEY_HINT}")
+    try:
+        return decode_public_key(info.public_blob)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
+
+
 def _openssh_comment(info: _OpenSSHInfo) -> str:
     """The comment of an unencrypted OpenSSH key, or "" if it cannot be found.
 
@@ -279,8 +322,13 @@ def _type_label(key: object) -> str:
 def _not_private_key(data: bytes, where: str) -> KeyImportError:
     """The most helpful error for data that is not a private key we read."""
     head = data.lstrip()[:64]
+    first_word = head.split(maxsplit=1)[0] if head.split() else b""
     if head.startswith(b"PuTTY-User-Key-File-"):
         hint = "PuTTY .ppk keys are not supported (convert with puttygen -O private-openssh)"
+    elif first_word.endswith(b"-cert-v01@openssh.com"):
+        hint = (
+            "it is a certificate, not a private key file (pass it together with its key: (key, certificate))"
+        )
     elif head.startswith((b"ssh-", b"ecdsa-", b"sk-", b"---- BEGIN SSH2 PUBLIC KEY")) or (
         _pem_label(data) or b""
     ).endswith(b"PUBLIC KEY"):
@@ -330,15 +378,10 @@ def _import_openssh(data: bytes, password: bytes | None, where: str) -> PrivateK
     info = _openssh_info(data, where)
     # Check the clear-text public key first: an unsupported type gets named
     # before any passphrase is asked for or any KDF time is spent.
-    if info.key_type == "ssh-dss":
-        raise KeyImportError(f"{where}: unsupported key type dsa (ssh-dss)")
-    try:
-        decode_public_key(info.public_blob)
-    except KeyImportError as exc:
-        raise KeyImportError(f"{where}: {exc}") from None
+    _openssh_public_key(info, where)
     encrypted = info.cipher != "none"
     if encrypted and password is None:
-        raise KeyImportError(f"{where} is encrypted: a passphrase is needed")
+        raise PassphraseRequired(f"{where} is encrypted: a passphrase is needed")
     try:
         key = serialization.load_ssh_private_key(data, password if encrypted else None)
     except UnsupportedAlgorithm as exc:
@@ -357,7 +400,7 @@ def _import_openssh(data: bytes, password: bytes | None, where: str) -> PrivateK
 def _import_pem(data: bytes, password: bytes | None, where: str) -> PrivateKey:
     encrypted = is_encrypted(data)
     if encrypted and password is None:
-        raise KeyImportError(f"{where} is encrypted: a passphrase is needed")
+        raise PassphraseRequired(f"{where} is encrypted: a passphrase is needed")
     try:
         key = serialization.load_pem_private_key(data, password if encrypted else None)
     except UnsupportedAlgorithm as exc:
@@ -409,15 +452,21 @@ def read_key_file(path: str | os.PathLike[str], what: str = "key file") -> bytes
     return b"".join(chunks)
 
 
-def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> PrivateKey:
+def read_private_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> PrivateKey:
     """Read a private key file (formats as :func:`import_private_key`).
+
+    Decryption runs here, in the calling thread: an OpenSSH key's bcrypt KDF
+    takes a noticeable time, so async code should call this through
+    ``trio.to_thread.run_sync``.
 
     An encrypted OpenSSH key hides its comment; then the comment of a matching
     ``<path>.pub`` file is used, when there is one.
 
     Raises:
-        KeyImportError: as :func:`import_private_key`, and when the file cannot
-            be read (wrapping the OSError, naming the path).
+        PassphraseRequired: the key is encrypted and ``passphrase`` is None.
+        KeyImportError: as :func:`import_private_key` (a wrong passphrase, an
+            unsupported type, not a key), and when the file cannot be read; the
+            message names the path.
     """
     data = read_key_file(path, "key file")
     key = import_private_key(data, passphrase, name=f"key file {os.fspath(path)}")
@@ -426,6 +475,52 @@ def load_private_key(path: str | os.PathLike[str], passphrase: str | bytes | Non
         if comment:
             key = PrivateKey(key.crypto_key, comment)
     return key
+
+
+#: The earlier name of :func:`read_private_key`, kept for existing callers.
+load_private_key = read_private_key
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFileInfo:
+    """What a private key file tells before any passphrase is used.
+
+    Fields:
+        encrypted: whether a passphrase is needed to use the key.
+        public_key: the key's public half when the file shows it in clear text
+            (the OpenSSH format does, encrypted or not); None for encrypted
+            legacy PEM and PKCS#8 files, which hide it.
+    """
+
+    encrypted: bool
+    public_key: PublicKey | None
+
+
+def inspect_private_key(data: bytes, *, name: str | None = None) -> KeyFileInfo:
+    """Check that ``data`` is a private key trissh can use, without decrypting it.
+
+    Cheap (no KDF): suitable for the event loop. For an unencrypted key it
+    imports the key fully, so every problem is found here.
+
+    Raises:
+        KeyImportError: not a private key, or a type trissh cannot use (DSA,
+            a FIDO security key, an unsupported curve); the message says which.
+    """
+    where = name or "key"
+    label = _pem_label(data)
+    if label == b"OPENSSH PRIVATE KEY":
+        info = _openssh_info(data, where)
+        public_key = _openssh_public_key(info, where)
+        if info.cipher == "none":
+            return KeyFileInfo(False, import_private_key(data, name=where).public_key)
+        return KeyFileInfo(True, public_key)
+    if label == b"DSA PRIVATE KEY":
+        raise KeyImportError(f"{where}: unsupported key type dsa")
+    if label not in _PEM_PRIVATE_LABELS:
+        raise _not_private_key(data, where)
+    if is_encrypted(data):
+        return KeyFileInfo(True, None)
+    return KeyFileInfo(False, import_private_key(data, name=where).public_key)
 
 
 def _pub_file_comment(pub_path: Path, public_key: PublicKey) -> str:
@@ -439,26 +534,29 @@ def _pub_file_comment(pub_path: Path, public_key: PublicKey) -> str:
     return ""
 
 
-def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
-    """Read a public key file: an OpenSSH ``.pub`` line, or a PEM ``PUBLIC KEY``.
+_PEM_PUBLIC_LABELS: Final = frozenset({b"PUBLIC KEY", b"RSA PUBLIC KEY"})
 
-    Blank lines and ``#`` comments before the key are skipped.
+
+def read_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """Read a public key file in any format ``ssh-keygen`` writes.
+
+    * an OpenSSH ``.pub`` line ``<type> <base64> [comment]`` (blank lines and
+      ``#`` comments before it are skipped);
+    * an RFC 4716 block, ``---- BEGIN SSH2 PUBLIC KEY ----`` (``ssh-keygen -e``);
+    * PEM: ``PUBLIC KEY`` (SubjectPublicKeyInfo, ``ssh-keygen -e -m PKCS8``) or
+      ``RSA PUBLIC KEY`` (PKCS#1, ``ssh-keygen -e -m PEM``).
 
     Raises:
-        KeyImportError: the file cannot be read or holds no valid public key.
+        KeyImportError: the file cannot be read or holds no valid public key;
+            the message names the path and says what was wrong.
     """
     data = read_key_file(path, "public key file")
     where = f"public key file {os.fspath(path)}"
-    if _pem_label(data) == b"PUBLIC KEY":
-        try:
-            crypto_key = serialization.load_pem_public_key(data)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyImportError(f"{where}: malformed PEM public key: {exc}") from None
-        if not isinstance(
-            crypto_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-        ):
-            raise KeyImportError(f"{where}: unsupported key type {type(crypto_key).__name__}")
-        return public_key_from_crypto(crypto_key)
+    label = _pem_label(data)
+    if label in _PEM_PUBLIC_LABELS:
+        return _pem_public_key(data, where)
+    if data.lstrip().startswith(_RFC4716_BEGIN):
+        return _rfc4716_public_key(data, where)
     for line in data.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith(b"#"):
@@ -467,8 +565,68 @@ def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
             b"PuTTY-User-Key-File-"
         ):
             raise KeyImportError(f"{where}: not a public key file (it looks like a private key)")
-        try:
-            return parse_openssh_public_key(stripped)
-        except KeyImportError as exc:
-            raise KeyImportError(f"{where}: {exc}") from None
+        return _public_key_line(stripped, where)
     raise KeyImportError(f"{where}: no public key found")
+
+
+#: The earlier name of :func:`read_public_key`, kept for existing callers.
+load_public_key_file = read_public_key
+
+
+def _public_key_line(line: bytes, where: str) -> PublicKey:
+    type_word = line.split(maxsplit=1)[0]
+    if type_word.startswith(b"sk-"):
+        raise KeyImportError(f"{where}: {type_word[:64].decode('ascii', 'replace')} {_SECURITY_KEY_HINT}")
+    if type_word.endswith(b"-cert-v01@openssh.com"):
+        raise KeyImportError(f"{where}: it is a certificate, not a plain public key")
+    try:
+        return parse_openssh_public_key(line)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
+
+
+def _pem_public_key(data: bytes, where: str) -> PublicKey:
+    try:
+        crypto_key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyImportError(f"{where}: malformed PEM public key: {exc}") from None
+    if not isinstance(crypto_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise KeyImportError(f"{where}: unsupported key type {type(crypto_key).__name__}")
+    try:
+        return public_key_from_crypto(crypto_key)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
+
+
+def _rfc4716_public_key(data: bytes, where: str) -> PublicKey:
+    """RFC 4716 §3: BEGIN line, headers ``Tag: value`` (a trailing backslash continues one), base64, END."""
+    lines = data.strip().splitlines()
+    try:
+        end = next(i for i, line in enumerate(lines) if line.strip() == _RFC4716_END)
+    except StopIteration:
+        raise KeyImportError(f"{where}: SSH2 public key block has no END line") from None
+    body: list[bytes] = []
+    continued = False
+    for raw in lines[1:end]:
+        line = raw.strip()
+        if continued or (not body and b":" in line):
+            # A header (base64 has no ':'); its value is decoration only.
+            continued = line.endswith(b"\\")
+            continue
+        body.append(line)
+    try:
+        blob = base64.b64decode(b"".join(body), validate=True)
+    except binascii.Error:
+        raise KeyImportError(f"{where}: SSH2 public key block has invalid base64") from None
+    if not blob:
+        raise KeyImportError(f"{where}: SSH2 public key block holds no key")
+    try:
+        key_type = Reader(blob, "public key").ascii()
+    except DecodeError as exc:
+        raise KeyImportError(f"{where}: malformed public key: {exc}") from None
+    if key_type.startswith("sk-"):
+        raise KeyImportError(f"{where}: {key_type[:64]} {_SECURITY_KEY_HINT}")
+    try:
+        return decode_public_key(blob)
+    except KeyImportError as exc:
+        raise KeyImportError(f"{where}: {exc}") from None
