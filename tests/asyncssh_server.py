@@ -15,6 +15,15 @@ The tests are Trio; AsyncSSH needs an asyncio loop, so it lives in its own proce
 ``--kex-algs``, ``--encryption-algs``, ``--mac-algs`` and ``--signature-algs`` take comma-separated
 algorithm lists; ``all`` (the default) means everything this AsyncSSH supports, so that a client can force any
 one of them.
+
+Authentication beyond public keys, for the auth tests:
+
+* ``--password PW``: password authentication with PW (for any user name);
+* ``--expired-password OLD:NEW``: OLD is accepted only after it is changed to NEW (the server sends
+  SSH_MSG_USERAUTH_PASSWD_CHANGEREQ); NEW then works;
+* ``--kbdint-prompt PROMPT=ANSWER`` (repeatable; a PROMPT ending in ``+`` is echoed): keyboard-interactive
+  with one round holding every prompt, in order;
+* ``--banner TEXT``: a USERAUTH_BANNER before authentication.
 """
 
 from __future__ import annotations
@@ -90,6 +99,59 @@ async def _handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
     process.exit(status)
 
 
+class _AuthServer(asyncssh.SSHServer):
+    """The password, password-change, keyboard-interactive and banner behaviour of the options above."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._changed = False
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+
+    def begin_auth(self, username: str) -> bool:
+        if self._args.banner and self._conn is not None:
+            self._conn.send_auth_banner(self._args.banner)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return bool(self._args.password or self._args.expired_password)
+
+    def validate_password(self, username: str, password: str) -> bool:
+        if self._args.expired_password:
+            old, new = self._args.expired_password.split(":", 1)
+            if password == old and not self._changed:
+                raise asyncssh.PasswordChangeRequired("Your password has expired; choose a new one")
+            return password == new and self._changed
+        return bool(password == self._args.password)
+
+    def change_password(self, username: str, old_password: str, new_password: str) -> bool:
+        old, new = self._args.expired_password.split(":", 1)
+        if old_password == old and new_password == new:
+            self._changed = True
+            return True
+        raise asyncssh.PasswordChangeRequired("That new password is not allowed; try another")
+
+    def kbdint_auth_supported(self) -> bool:
+        return bool(self._args.kbdint_prompt)
+
+    def get_kbdint_challenge(
+        self, username: str, lang: str, submethods: str
+    ) -> tuple[str, str, str, list[tuple[str, bool]]]:
+        prompts = [(text.rstrip("+"), text.endswith("+")) for text, _ in self._kbdint()]
+        return ("trissh test", "Answer every prompt.", "", prompts)
+
+    def validate_kbdint_response(self, username: str, responses: list[str]) -> bool:
+        return responses == [answer for _, answer in self._kbdint()]
+
+    def _kbdint(self) -> list[tuple[str, str]]:
+        return [tuple(item.split("=", 1)) for item in self._args.kbdint_prompt]  # type: ignore[misc]
+
+
 async def _serve(args: argparse.Namespace) -> None:
     server = await asyncssh.listen(
         "127.0.0.1",
@@ -103,8 +165,7 @@ async def _serve(args: argparse.Namespace) -> None:
         mac_algs=_algorithms(args.mac_algs, _all_names(get_mac_algs)),
         signature_algs=_algorithms(args.signature_algs, _all_names(get_public_key_algs)),
         compression_algs=_algorithms(args.compression_algs, _all_names(get_compression_algs)),
-        password_auth=False,
-        kbdint_auth=False,
+        server_factory=lambda: _AuthServer(args),
         allow_pty=False,
     )
     port = server.sockets[0].getsockname()[1]
@@ -125,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mac-algs", default="all")
     parser.add_argument("--signature-algs", default="all")
     parser.add_argument("--compression-algs", default="all")
+    parser.add_argument("--password")
+    parser.add_argument("--expired-password")
+    parser.add_argument("--kbdint-prompt", action="append", default=[])
+    parser.add_argument("--banner")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(_serve(args))

@@ -91,6 +91,7 @@ def make_asyncssh_server() -> Iterator[AsyncSSHServerFactory]:
             mac_algs: Sequence[str] | None = None,
             signature_algs: Sequence[str] | None = None,
             compression_algs: Sequence[str] | None = None,
+            auth_args: Sequence[str] = (),
         ) -> InteropServer:
             try:
                 return stack.enter_context(
@@ -100,6 +101,7 @@ def make_asyncssh_server() -> Iterator[AsyncSSHServerFactory]:
                         mac_algs=mac_algs,
                         signature_algs=signature_algs,
                         compression_algs=compression_algs,
+                        auth_args=auth_args,
                     )
                 )
             except ServerUnavailable as exc:

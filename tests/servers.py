@@ -437,12 +437,14 @@ def start_asyncssh_server(
     mac_algs: Sequence[str] | None = None,
     signature_algs: Sequence[str] | None = None,
     compression_algs: Sequence[str] | None = None,
+    auth_args: Sequence[str] = (),
 ) -> Iterator[InteropServer]:
     """Run ``tests/asyncssh_server.py`` on 127.0.0.1 with fresh keys, for the duration of a ``with`` block.
 
     Args:
         kex_algs, encryption_algs, mac_algs, signature_algs, compression_algs: what the server offers,
             in its order of preference; None for everything AsyncSSH supports (GSS key exchange aside).
+        auth_args: the script's authentication options (``--password``, ``--kbdint-prompt``...).
 
     Raises:
         ServerUnavailable: AsyncSSH is not installed (tests should skip).
@@ -486,6 +488,7 @@ def start_asyncssh_server(
             _algorithm_argument(signature_algs),
             "--compression-algs",
             _algorithm_argument(compression_algs),
+            *auth_args,
         ]
         argv += [arg for path in host_keys.values() for arg in ("--host-key", str(path))]
         with log_path.open("wb") as log:

@@ -36,7 +36,9 @@ USERAUTH_REQUEST: Final = 50
 USERAUTH_FAILURE: Final = 51
 USERAUTH_SUCCESS: Final = 52
 USERAUTH_BANNER: Final = 53
-USERAUTH_PK_OK: Final = 60  # also USERAUTH_PASSWD_CHANGEREQ / INFO_REQUEST
+USERAUTH_PK_OK: Final = 60  # in reply to a publickey query
+USERAUTH_PASSWD_CHANGEREQ: Final = 60  # the same number, in reply to a password request (RFC 4252 §8)
+USERAUTH_INFO_REQUEST: Final = 60  # the same number, during keyboard-interactive (RFC 4256 §3.2)
 USERAUTH_INFO_RESPONSE: Final = 61
 # Connection protocol (RFC 4254)
 GLOBAL_REQUEST: Final = 80

@@ -1,15 +1,20 @@
 """The ``trissh`` command: run one command on a server, like ``ssh host command``.
 
-    trissh [-p PORT] [-l USER] [-i KEY]... [--known-hosts FILE] [--accept-new] [user@]host[:port] command...
+    trissh [-p PORT] [-l USER] [-i KEY]... [-A] [--batch] [--known-hosts FILE] [--accept-new]
+           [user@]host[:port] command...
 
 The command's output streams to ours as it arrives, its standard input is ours
 (unless ``-n``), and our exit status is the command's (255 when trissh itself
-fails, as with ssh(1)). Interactive sessions without a command come later.
+fails, as with ssh(1)). Keys come from the agent and ``~/.ssh`` as with ssh;
+when a terminal is attached, passwords, keyboard-interactive prompts and key
+passphrases are asked on it (never with ``--batch``, like ``BatchMode``).
+Interactive sessions without a command come later.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shlex
 import sys
@@ -61,10 +66,40 @@ async def _copy(source: trio.abc.ReceiveStream, fd: int) -> None:
             await out.send_all(chunk)
 
 
+def _terminal_prompts(host: str) -> dict[str, object]:
+    """Callbacks that ask on the terminal, as ssh(1) does; none without one."""
+    if not os.isatty(0) or not os.isatty(2):
+        return {}
+
+    async def ask(prompt: str, echo: bool = False) -> str:
+        # getpass and input block: a worker thread keeps the event loop (and keepalives) running.
+        if echo:
+            return await trio.to_thread.run_sync(input, prompt)
+        return await trio.to_thread.run_sync(getpass.getpass, prompt)
+
+    async def password() -> str:
+        return await ask(f"{host}'s password: ")
+
+    async def kbdint(name: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+        for line in (name, instructions):
+            if line:
+                print(line, file=sys.stderr)
+        return [await ask(text, echo) for text, echo in prompts]
+
+    async def passphrase(path: str) -> str:
+        return await ask(f"Enter passphrase for key '{path}': ")
+
+    return {"password": password, "kbdint_handler": kbdint, "passphrase": passphrase}
+
+
 async def _run(args: argparse.Namespace) -> int:
     host, port, user = _parse_destination(args.destination, args.port, args.login)
     command = shlex.join(args.command) if len(args.command) > 1 else args.command[0]
     options: dict[str, object] = {"username": user}
+    if not args.batch:
+        options.update(_terminal_prompts(host))
+    if args.forward_agent:
+        options["forward_agent"] = True
     if args.identity:
         options["client_keys"] = args.identity
     if args.known_hosts:
@@ -110,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-l", "--login", help="user name")
     parser.add_argument("-i", "--identity", action="append", help="private key file (repeatable)")
     parser.add_argument("-n", "--no-stdin", action="store_true", help="do not send our standard input")
+    parser.add_argument("-A", "--forward-agent", action="store_true", help="forward the ssh-agent")
+    parser.add_argument("--batch", action="store_true", help="never ask for passwords or passphrases")
     parser.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
     parser.add_argument("--accept-new", action="store_true", help="trust and record unknown host keys")
     args = parser.parse_args(argv)
@@ -119,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return trio.run(_run, args)
     except KeyboardInterrupt:
         return 130
+    except FileNotFoundError as exc:  # e.g. a --known-hosts file that does not exist
+        print(f"trissh: {exc.strerror}", file=sys.stderr)
+        return EXIT_SSH_ERROR
     except BaseException as exc:
         error = _ssh_error(exc)
         if error is None:
