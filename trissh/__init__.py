@@ -12,13 +12,23 @@ connection can do.
 
 from __future__ import annotations
 
+from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
-from ._auth.keys import PrivateKey, import_private_key, load_private_key
+from ._auth.agent import SSHAgentClient
+from ._auth.keys import (
+    PassphraseRequired,
+    PrivateKey,
+    import_private_key,
+    load_private_key,
+    read_private_key,
+    read_public_key,
+)
 from ._auth.known_hosts import HostKeyStatus, KnownHosts
 from ._channels.session import CompletedProcess, Process
 from ._driver import SSHClientTransport
 from ._errors import (
+    AgentError,
     ChannelOpenError,
     ChannelOpenFailureReason,
     ConnectionLost,
@@ -37,6 +47,8 @@ from .connection import ConnectTimeout, SSHConnection, connect
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentError",
+    "Certificate",
     "ChannelOpenError",
     "ChannelOpenFailureReason",
     "CompletedProcess",
@@ -51,12 +63,14 @@ __all__ = [
     "KeyImportError",
     "KnownHosts",
     "Negotiated",
+    "PassphraseRequired",
     "PermissionDenied",
     "PrivateKey",
     "Process",
     "ProcessError",
     "ProtocolError",
     "PublicKey",
+    "SSHAgentClient",
     "SSHClientTransport",
     "SSHConnection",
     "SSHError",
@@ -64,4 +78,6 @@ __all__ = [
     "connect",
     "import_private_key",
     "load_private_key",
+    "read_private_key",
+    "read_public_key",
 ]

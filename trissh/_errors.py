@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
+    "AgentError",
     "ChannelOpenError",
     "ChannelOpenFailureReason",
     "ConnectionLost",
@@ -160,3 +161,10 @@ class ProcessError(SSHError):
 
 class KeyImportError(SSHError):
     """A private or public key could not be read: bad format, wrong passphrase, unsupported type."""
+
+
+class AgentError(SSHError):
+    """The ssh-agent could not be reached, refused a request, or answered something malformed.
+
+    The message names the agent's socket and the request that failed.
+    """

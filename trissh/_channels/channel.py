@@ -18,30 +18,50 @@ flow control:
   WINDOW_ADJUST when it is exhausted.
 
 A channel is alive until both sides have sent CLOSE (RFC 4254 §5.3); only then
-is its number freed. If the connection dies, every channel is failed with the
-connection's error: reads raise it after the buffered data is consumed, never
-an end-of-file.
+is its number freed.
+
+The server may open channels too (RFC 4254 §5.1). We accept one kind, and only
+when the caller asked for it: ``auth-agent@openssh.com`` (OpenSSH PROTOCOL
+§2.2) once :meth:`ChannelMux.enable_agent_forwarding` was called. Such a
+channel is a :class:`ServerOpenedChannel`: the reader task creates it and
+starts its relay task in the connection's nursery, which confirms or refuses
+the open once it knows whether the local agent answers. Every other open is
+refused with ADMINISTRATIVELY_PROHIBITED, and agent channels beyond
+:data:`MAX_AGENT_CHANNELS` with RESOURCE_SHORTAGE.
+
+If the connection dies, every channel is failed with the connection's error:
+reads raise it after the buffered data is consumed, never an end-of-file.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import trio
 
 from .. import _messages as msg
+from .._auth.agent_forward import AGENT_CHANNEL_TYPE, relay_agent_channel
 from .._driver import SSHClientTransport
-from .._errors import ChannelOpenError, ChannelOpenFailureReason, ProtocolError, SSHError
+from .._errors import AgentError, ChannelOpenError, ChannelOpenFailureReason, ProtocolError, SSHError
 from .._wire import Reader, boolean, byte, string, uint32
 
 #: Called with (success, the reply's data) when a global request's reply arrives.
 GlobalReplyHandler = Callable[[bool, bytes], None]
 
-__all__ = ["INITIAL_WINDOW", "MAX_PACKET", "Channel", "ChannelMux"]
+__all__ = [
+    "INITIAL_WINDOW",
+    "MAX_AGENT_CHANNELS",
+    "MAX_PACKET",
+    "Channel",
+    "ChannelMux",
+    "ServerOpenedChannel",
+]
 
 log = logging.getLogger("trissh.channel")
 
@@ -54,6 +74,10 @@ MAX_PACKET: Final = 32 * 1024
 MAX_READ: Final = 256 * 1024
 #: The largest data packet we send, whatever the server allows.
 MAX_SEND_PACKET: Final = 32 * 1024
+#: The most forwarded agent connections open at once. Each holds a local
+#: socket and up to a window of data; real use needs one or two at a time, so
+#: a server opening more is refused rather than allowed to pile them up.
+MAX_AGENT_CHANNELS: Final = 64
 
 _U32: Final = struct.Struct(">I")
 _DATA_HEADER: Final = struct.Struct(">BII")
@@ -359,6 +383,50 @@ class Channel:
             self.transport.send_packet_nowait(byte(msg.CHANNEL_CLOSE) + uint32(self.remote_id))
 
 
+class ServerOpenedChannel(Channel):
+    """A channel the server opened (RFC 4254 §5.1): its task confirms or refuses it.
+
+    The reader task fills in the server's side from the CHANNEL_OPEN; until
+    :meth:`confirm` the server may send nothing on it, and an OPEN_CONFIRMATION
+    or OPEN_FAILURE from the server for it is a protocol error.
+    """
+
+    def set_remote(self, sender: int, window: int, max_packet: int) -> None:
+        self.remote_id = sender
+        self.send_window = window
+        self.send_max_packet = max_packet
+
+    def confirm(self) -> bool:
+        """Send OPEN_CONFIRMATION; False when the connection (or the channel) is already gone."""
+        if self.error is not None or self.close_received.is_set() or self.transport.error is not None:
+            return False
+        self.transport.send_packet_nowait(
+            byte(msg.CHANNEL_OPEN_CONFIRMATION)
+            + uint32(self.remote_id)
+            + uint32(self.local_id)
+            + uint32(self.receive_window)
+            + uint32(MAX_PACKET)
+        )
+        self.opened.set()
+        return True
+
+    def refuse(self, reason: ChannelOpenFailureReason, description: str) -> None:
+        """Send OPEN_FAILURE and free the channel number."""
+        self.mux.channels.pop(self.local_id, None)
+        self.open_error = ChannelOpenError(reason, description)
+        self.opened.set()
+        self.close_received.set()
+        self.mux.refuse_open(self.remote_id, reason, description)
+
+
+@dataclass(frozen=True, slots=True)
+class _AgentForwarding:
+    """Where forwarded agent channels go, and the nursery their relay tasks run in."""
+
+    nursery: trio.Nursery
+    path: str
+
+
 class ChannelMux:
     """The connection protocol: channel table, dispatch, global requests."""
 
@@ -369,6 +437,7 @@ class ChannelMux:
         # What to do with each awaited global request reply, in request order
         # (RFC 4254 §4: replies come in the order of the requests); made on first use.
         self._global_replies: deque[GlobalReplyHandler] | None = None
+        self._agent_forwarding: _AgentForwarding | None = None
         transport.set_packet_handler(self.handle_packet)
         transport.add_close_callback(self._connection_lost)
 
@@ -383,6 +452,75 @@ class ChannelMux:
         channel = factory(self, self._allocate_id(), kind)
         self.channels[channel.local_id] = channel
         return channel
+
+    def enable_agent_forwarding(
+        self, nursery: trio.Nursery, agent_path: str | os.PathLike[str] | None
+    ) -> None:
+        """Accept the server's ``auth-agent@openssh.com`` channels from now on (OpenSSH PROTOCOL §2.2).
+
+        Each is connected to the agent socket ``agent_path`` and relayed by a
+        task in ``nursery``, which must be the connection's: relays end when
+        it does. The server opens such channels only for sessions that sent
+        ``auth-agent-req`` (:meth:`Process.start` with ``forward_agent=True``).
+
+        Args:
+            agent_path: the local agent's socket, already resolved
+                (:func:`trissh._auth.agent.default_agent_path` gives ``$SSH_AUTH_SOCK``);
+                None means there is no agent.
+
+        Raises:
+            AgentError: ``agent_path`` is None.
+        """
+        if agent_path is None:
+            raise AgentError(
+                "agent forwarding needs an ssh-agent, and there is none: $SSH_AUTH_SOCK is not set "
+                "(or agent_path=None was given)"
+            )
+        self._agent_forwarding = _AgentForwarding(nursery, os.fspath(agent_path))
+
+    @property
+    def agent_forwarding(self) -> bool:
+        """Whether :meth:`enable_agent_forwarding` was called."""
+        return self._agent_forwarding is not None
+
+    def refuse_open(self, sender: int, reason: ChannelOpenFailureReason, description: str) -> None:
+        self.transport.send_packet_nowait(
+            byte(msg.CHANNEL_OPEN_FAILURE)
+            + uint32(sender)
+            + uint32(reason)
+            + string(description)
+            + string("")
+        )
+
+    def _handle_open(self, reader: Reader) -> None:
+        """CHANNEL_OPEN from the server (RFC 4254 §5.1): an agent channel if asked for, else refused."""
+        kind_name = reader.ascii()
+        sender = reader.uint32()
+        window = reader.uint32()
+        max_packet = reader.uint32()
+        forwarding = self._agent_forwarding
+        if kind_name == AGENT_CHANNEL_TYPE and forwarding is not None:
+            reader.check_end()
+            if max_packet < 1:
+                raise ProtocolError(f"CHANNEL_OPEN {kind_name!r}: the server's maximum packet size is 0")
+            if sum(isinstance(c, ServerOpenedChannel) for c in self.channels.values()) >= MAX_AGENT_CHANNELS:
+                log.warning(
+                    "refusing agent channel: %d forwarded agent connections are open", MAX_AGENT_CHANNELS
+                )
+                reason = ChannelOpenFailureReason.RESOURCE_SHORTAGE
+                self.refuse_open(sender, reason, "too many forwarded agent connections")
+                return
+            channel = self.add(ServerOpenedChannel, kind_name)
+            assert isinstance(channel, ServerOpenedChannel)
+            channel.set_remote(sender, window, max_packet)
+            forwarding.nursery.start_soon(relay_agent_channel, channel, forwarding.path)
+            return
+        if kind_name == AGENT_CHANNEL_TYPE:
+            description = "agent forwarding was not requested"
+        else:
+            description = f"trissh accepts no {kind_name[:64]!r} channels from the server"
+        log.debug("refusing channel open %r from the server", kind_name)
+        self.refuse_open(sender, ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, description)
 
     def send_global_request_nowait(
         self, name: str, data: bytes = b"", on_reply: GlobalReplyHandler | None = None
@@ -401,6 +539,14 @@ class ChannelMux:
     def _connection_lost(self, error: SSHError) -> None:
         for channel in list(self.channels.values()):
             channel.fail(error)
+
+    @staticmethod
+    def _check_awaiting_open(channel: Channel, what: str) -> None:
+        """An open reply must answer an open of ours that is still unanswered."""
+        if isinstance(channel, ServerOpenedChannel):
+            raise ProtocolError(f"{what} for channel {channel.local_id}, which the server opened itself")
+        if channel.opened.is_set():
+            raise ProtocolError(f"{what} for channel {channel.local_id}, which is already open")
 
     def _channel(self, reader: Reader, what: str) -> Channel:
         local_id = reader.uint32()
@@ -469,14 +615,12 @@ class ChannelMux:
             channel.handle_reply(kind == msg.CHANNEL_SUCCESS)
         elif kind == msg.CHANNEL_OPEN_CONFIRMATION:
             channel = self._channel(reader, name)
-            if channel.opened.is_set():
-                raise ProtocolError(f"{name} for channel {channel.local_id}, which is already open")
+            self._check_awaiting_open(channel, name)
             channel.handle_open_confirmation(reader)
             # Trailing channel-type-specific data is allowed (RFC 4254 §5.1).
         elif kind == msg.CHANNEL_OPEN_FAILURE:
             channel = self._channel(reader, name)
-            if channel.opened.is_set():
-                raise ProtocolError(f"{name} for channel {channel.local_id}, which is already open")
+            self._check_awaiting_open(channel, name)
             channel.handle_open_failure(reader)
             del self.channels[channel.local_id]
         elif kind == msg.GLOBAL_REQUEST:
@@ -486,16 +630,7 @@ class ChannelMux:
             if want_reply:
                 self.transport.send_packet_nowait(byte(msg.REQUEST_FAILURE))
         elif kind == msg.CHANNEL_OPEN:
-            kind_name = reader.ascii()
-            sender = reader.uint32()
-            log.debug("refusing channel open %r from the server", kind_name)
-            self.transport.send_packet_nowait(
-                byte(msg.CHANNEL_OPEN_FAILURE)
-                + uint32(sender)
-                + uint32(ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED)
-                + string("trissh accepts no channels from the server")
-                + string("")
-            )
+            self._handle_open(reader)
         elif kind in (msg.REQUEST_SUCCESS, msg.REQUEST_FAILURE):
             if not self._global_replies:
                 raise ProtocolError(f"{name} received, but no global request of ours awaits a reply")

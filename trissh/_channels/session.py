@@ -15,6 +15,7 @@ from typing import final
 
 import trio
 
+from .._auth.agent_forward import AGENT_REQUEST
 from .._errors import ChannelOpenError, ChannelOpenFailureReason
 from .._wire import Reader, string, uint32
 from .channel import EXTENDED_DATA_STDERR, Channel
@@ -199,8 +200,22 @@ class Process:
         env: Mapping[str, str] | None,
         term_type: str | None,
         term_size: tuple[int, ...] | None,
+        forward_agent: bool = False,
     ) -> None:
+        """Open the session and start the command, after its env, pty and agent requests.
+
+        Args:
+            forward_agent: ask the server to forward agent connections back to
+                us (``auth-agent-req@openssh.com``, OpenSSH PROTOCOL §2.2); the
+                connection must have agent forwarding enabled
+                (:meth:`ChannelMux.enable_agent_forwarding`).
+
+        Raises:
+            RuntimeError: ``forward_agent`` on a connection without agent forwarding.
+        """
         channel = self.channel
+        if forward_agent and not channel.mux.agent_forwarding:
+            raise RuntimeError("forward_agent needs a connection with agent forwarding enabled")
         await channel.wait_opened()
         for name, value in (env or {}).items():
             await channel.request("env", string(name), string(value), want_reply=False)
@@ -220,6 +235,9 @@ class Process:
                 raise ChannelOpenError(
                     ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "pty request refused"
                 )
+        if forward_agent:
+            # As ssh does: no reply wanted. A server that refuses simply opens no agent channels.
+            await channel.request(AGENT_REQUEST, want_reply=False)
         if subsystem:
             ok = await channel.request("subsystem", string(self.command))
         else:
