@@ -60,6 +60,10 @@ class ConnectOptions:
             raise ValueError(f"keepalive_interval must be positive, got {self.keepalive_interval}")
         if self.keepalive_count_max < 0:
             raise ValueError(f"keepalive_count_max must be 0 or more, got {self.keepalive_count_max}")
+        if self.forward_agent and self.resolved_agent_path is None:
+            raise ValueError(
+                "forward_agent=True needs an ssh-agent: SSH_AUTH_SOCK is not set and agent_path gives none"
+            )
         if self.host_key_policy not in ("strict", "accept-new") and not callable(self.host_key_policy):
             raise ValueError(
                 "host_key_policy must be 'strict', 'accept-new' or an async callable, "

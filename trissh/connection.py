@@ -15,26 +15,33 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
-from typing import Final
+from typing import Any, NoReturn
 
 import trio
 
+from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
-from ._auth.host_key_check import HostKeyPolicy, host_key_preferences, make_host_key_verifier
-from ._auth.keys import PrivateKey, is_encrypted, load_private_key, read_key_file
-from ._auth.known_hosts import KnownHosts, default_known_hosts_paths
-from ._auth.userauth import AuthResult, PasswordSource, authenticate
+from ._auth.exchange import BannerHandler
+from ._auth.host_key_check import (
+    HostKeyPolicy,
+    host_key_preferences,
+    load_known_hosts,
+    make_host_key_verifier,
+)
+from ._auth.key_sources import ClientKeys, KeySources, open_key_sources
+from ._auth.known_hosts import KnownHosts
+from ._auth.methods import AuthSettings, KbdintHandler, PasswordChangeHandler, PasswordSource
+from ._auth.userauth import AuthResult, authenticate, check_preferred_auth
 from ._channels.channel import ChannelMux
 from ._channels.session import CompletedProcess, Process, SessionChannel
-from ._driver import SSHClientTransport
+from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource
+from ._driver import HostKeyVerifier, SSHClientTransport
 from ._errors import (
     ConnectionLost,
-    KeyImportError,
     ProcessError,
 )
 from ._keepalive import keep_alive
@@ -46,30 +53,17 @@ __all__ = ["ConnectTimeout", "SSHConnection", "connect"]
 
 log = logging.getLogger("trissh.connection")
 
-PassphraseSource = str | bytes | Callable[[str], Awaitable[str]] | None
-
-_DEFAULT_KEY_NAMES: Final = ("id_ed25519", "id_ecdsa", "id_rsa")
-
 
 class ConnectTimeout(ConnectionLost):
     """``connect()`` did not finish within ``connect_timeout``; the message says at which step."""
-
-
-class _Default:
-    """Marks a keyword left at its default (where None means something else)."""
-
-    def __repr__(self) -> str:
-        return "..."
-
-
-_DEFAULT: Final = _Default()
 
 
 class SSHConnection:
     """An authenticated SSH connection. Made by :func:`connect`; use it inside its block.
 
     Attributes:
-        host_key: the server's host key (:class:`PublicKey`).
+        host_key: the server's host key (:class:`PublicKey`); for a host certificate, the key it certifies.
+        host_certificate: the server's host :class:`Certificate`, or None when it used a plain key.
         server_version: the server's version string.
         negotiated: the algorithms agreed, per direction (:class:`Negotiated`).
         auth: how authentication went (method, banners).
@@ -90,6 +84,11 @@ class SSHConnection:
         key = self._transport.host_key
         assert key is not None
         return key
+
+    @property
+    def host_certificate(self) -> Certificate | None:
+        """The server's host certificate, if it presented one (``host_key`` is the key it certifies)."""
+        return self._transport.host_certificate
 
     @property
     def server_version(self) -> str:
@@ -119,6 +118,7 @@ class SSHConnection:
         env: Mapping[str, str] | None = None,
         term_type: str | None = None,
         term_size: tuple[int, ...] | None = None,
+        forward_agent: bool | None = None,
     ) -> CompletedProcess:
         """Run ``command`` to completion and return its output and exit status.
 
@@ -128,13 +128,17 @@ class SSHConnection:
             env: environment variables to ask for (the server may ignore them:
                 sshd accepts only those its ``AcceptEnv`` lists).
             term_type, term_size: allocate a pseudo-terminal.
+            forward_agent: forward the local agent to this command; default:
+                when ``connect(forward_agent=True)``.
 
         Raises:
             ProcessError: with ``check=True``, for a failed command.
             ConnectionLost, ProtocolError, DisconnectError: the connection broke
                 before the command finished; its partial output is not returned.
         """
-        async with self.open_process(command, env=env, term_type=term_type, term_size=term_size) as process:
+        async with self.open_process(
+            command, env=env, term_type=term_type, term_size=term_size, forward_agent=forward_agent
+        ) as process:
             channel = process.channel
             channel.collect = True  # we keep all output, so grant window as it arrives
             try:
@@ -160,6 +164,7 @@ class SSHConnection:
         term_type: str | None = None,
         term_size: tuple[int, ...] | None = None,
         subsystem: str | None = None,
+        forward_agent: bool | None = None,
     ) -> AsyncIterator[Process]:
         """Start ``command`` (or ``subsystem``) and yield a :class:`Process` with Trio streams.
 
@@ -173,7 +178,11 @@ class SSHConnection:
         try:
             await self._transport.send_packet(channel.open_payload())
             await process.start(
-                subsystem=subsystem is not None, env=env, term_type=term_type, term_size=term_size
+                subsystem=subsystem is not None,
+                env=env,
+                term_type=term_type,
+                term_size=term_size,
+                forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
             )
             yield process
         finally:
@@ -198,61 +207,9 @@ class SSHConnection:
         await self._transport.aclose()
 
 
-async def _load_keys(client_keys: object, passphrase: PassphraseSource) -> list[PrivateKey]:
-    """Explicit keys load or fail loudly; default key files are skipped when absent or locked."""
-    defaults = isinstance(client_keys, _Default)
-    items: list[object]
-    if defaults:
-        ssh_dir = Path.home() / ".ssh"
-        items = [ssh_dir / name for name in _DEFAULT_KEY_NAMES if (ssh_dir / name).exists()]
-    elif client_keys is None:
-        return []
-    elif isinstance(client_keys, PrivateKey | str | os.PathLike):
-        items = [client_keys]
-    else:
-        items = list(client_keys)  # type: ignore[call-overload]
-    keys: list[PrivateKey] = []
-    for item in items:
-        if isinstance(item, PrivateKey):
-            keys.append(item)
-            continue
-        path = os.fspath(item)  # type: ignore[call-overload]
-        try:
-            key = await _load_key_file(path, passphrase, skip_locked=defaults)
-        except KeyImportError as exc:
-            if not defaults:
-                raise
-            log.debug("skipping default key %s: %s", path, exc)
-            continue
-        if key is not None:
-            keys.append(key)
-    return keys
-
-
-async def _load_key_file(path: str, passphrase: PassphraseSource, *, skip_locked: bool) -> PrivateKey | None:
-    data = read_key_file(path)
-    if not is_encrypted(data):
-        return load_private_key(path)  # fast: no key derivation, no thread needed
-    if passphrase is None:
-        if skip_locked:
-            log.debug("skipping encrypted default key %s: no passphrase given", path)
-            return None
-        return load_private_key(path)  # raises KeyImportError: a passphrase is needed
-    secret = passphrase if isinstance(passphrase, str | bytes) else await passphrase(path)
-    # bcrypt's key derivation is deliberately slow: keep it off the event loop.
-    return await trio.to_thread.run_sync(load_private_key, path, secret)
-
-
-def _known_hosts(known_hosts: object) -> KnownHosts | None:
-    if isinstance(known_hosts, _Default):
-        return KnownHosts.load(default_known_hosts_paths())
-    if known_hosts is None:
-        return None
-    if isinstance(known_hosts, KnownHosts):
-        return known_hosts
-    if isinstance(known_hosts, str | os.PathLike):
-        return KnownHosts.load([known_hosts])
-    return KnownHosts.load(known_hosts)  # type: ignore[arg-type]
+def _known_hosts(known_hosts: object, policy: HostKeyPolicy) -> KnownHosts | None:
+    # Explicit files must exist unless policy is accept-new (see load_known_hosts).
+    return load_known_hosts(known_hosts, policy, default=isinstance(known_hosts, Default))
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -277,17 +234,58 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-@asynccontextmanager
-async def connect(
+def _connect_error(options: ConnectOptions, exc: OSError) -> ConnectionLost:
+    """What ssh(1) would say: the reason of each failed attempt, not Trio's "all attempts failed"."""
+    causes = exc.__cause__.exceptions if isinstance(exc.__cause__, BaseExceptionGroup) else ()
+    # Trio words each attempt's error "Error connecting to (addr): Connection refused"; ssh(1) says only
+    # the last part, which errno gives.
+    reasons = [
+        os.strerror(cause.errno) if cause.errno else str(cause)
+        for cause in causes
+        if isinstance(cause, OSError)
+    ]
+    reason = "; ".join(dict.fromkeys(reasons)) or (os.strerror(exc.errno) if exc.errno else str(exc))
+    return ConnectionLost(f"cannot connect to {options.where}: {reason}")
+
+
+class _AwaitedConnect:
+    """What ``connect()`` returns: usable only with ``async with``; awaiting it says so."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: AbstractAsyncContextManager[SSHConnection]) -> None:
+        self._manager = manager
+
+    async def __aenter__(self) -> SSHConnection:
+        return await self._manager.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._manager.__aexit__(*exc_info)
+
+    def __await__(self) -> Generator[Any, None, NoReturn]:
+        raise TypeError(
+            "trissh.connect() is an async context manager: use 'async with trissh.connect(...) as conn:' "
+            "(the connection lives inside the block, and its tasks end when the block does)"
+        )
+        yield  # pragma: no cover  (makes this a generator)
+
+
+def connect(
     host: str,
     port: int = 22,
     *,
     username: str | None = None,
     password: PasswordSource = None,
-    client_keys: object = _DEFAULT,
+    client_keys: ClientKeys = DEFAULT,
     passphrase: PassphraseSource = None,
-    known_hosts: object = _DEFAULT,
+    agent_path: str | os.PathLike[str] | Default | None = DEFAULT,
+    forward_agent: bool = False,
+    known_hosts: object = DEFAULT,
     host_key_policy: HostKeyPolicy = "strict",
+    preferred_auth: Sequence[str] | str | None = None,
+    kbdint_handler: KbdintHandler | None = None,
+    password_change_handler: PasswordChangeHandler | None = None,
+    banner_handler: BannerHandler | None = None,
     kex_algs: Sequence[str] | None = None,
     host_key_algs: Sequence[str] | None = None,
     ciphers: Sequence[str] | None = None,
@@ -299,23 +297,47 @@ async def connect(
     connect_timeout: float | None = 30.0,
     keepalive_interval: float | None = None,
     keepalive_count_max: int = 3,
-) -> AsyncIterator[SSHConnection]:
+) -> AbstractAsyncContextManager[SSHConnection]:
     """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
+
+    Use it as ``async with trissh.connect(host) as conn:``.
 
     Args:
         host, port: where to connect.
         username: default: the local user name.
-        password: a password, or an async callable returning one; tried after keys.
-        client_keys: private key paths or :class:`PrivateKey` objects; default:
-            ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa`` where present; ``[]`` for none.
-        passphrase: for encrypted keys: a string, or an async callable ``(path) -> str``.
+        password: a password, or an async callable returning one (asked up to
+            3 times); used by ``password`` and, without a ``kbdint_handler``,
+            to answer a single hidden ``keyboard-interactive`` prompt.
+        client_keys: private key paths, :class:`PrivateKey` objects, or
+            ``(key, certificate)`` pairs; default: ``~/.ssh/id_ed25519``,
+            ``id_ecdsa``, ``id_rsa`` where present; ``[]`` for none. Keys in
+            the agent are offered first either way (``agent_path=None`` to not).
+        passphrase: for encrypted keys: a string, or an async callable
+            ``(path) -> str``, asked only when the server accepts the key.
+        agent_path: the ssh-agent socket; default ``$SSH_AUTH_SOCK``; None: no agent.
+        forward_agent: let the server's commands use the local agent
+            (``ssh -A``); refused unless asked for.
         known_hosts: a path, paths, or a :class:`KnownHosts`; default:
-            ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts``. ``None``
-            disables host key checking (explicit and insecure).
+            ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts`` (which may
+            be missing). Files named here must exist (FileNotFoundError), except
+            with ``"accept-new"``. ``None`` disables host key checking (explicit
+            and insecure). ``@cert-authority`` lines make host certificates
+            from that CA trusted (see :attr:`SSHConnection.host_certificate`).
         host_key_policy: for a host with no known key: ``"strict"`` refuses,
-            ``"accept-new"`` records it (in ``known_hosts`` if it is one path),
-            or an async callable ``(host, port, key) -> bool`` decides. A changed
-            or revoked key is always refused.
+            ``"accept-new"`` appends one hashed line for it to the first
+            known_hosts file (creating it), or an async callable
+            ``(host, port, key) -> bool`` decides. A changed or revoked key, or
+            a certificate from a trusted CA that fails its checks, is always refused.
+        preferred_auth: methods in the order to try them (OpenSSH's
+            PreferredAuthentications); default ``publickey``,
+            ``keyboard-interactive``, ``password``.
+        kbdint_handler: ``async (name, instructions, prompts) -> answers`` for
+            keyboard-interactive; ``prompts`` is a list of ``(text, echo)``.
+        password_change_handler: ``async (prompt) -> new password``, when the
+            server says the password has expired; without one that is a
+            :class:`PermissionDenied`.
+        banner_handler: ``async (text) -> None``, for the server's login banner
+            (also logged at INFO on ``trissh.auth``).
         kex_algs, host_key_algs, ciphers, macs: preference lists (most preferred
             first); only supported names are allowed. Defaults follow OpenSSH;
             legacy algorithms (SHA-1, CBC, ``ssh-rsa``) are used only when named.
@@ -337,95 +359,122 @@ async def connect(
 
     Raises:
         HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
-        ProtocolError, DisconnectError, KeyImportError.
+        ProtocolError, DisconnectError, KeyImportError; ValueError for settings
+        that make no sense (checked before anything is sent).
     """
-    user = username or getpass.getuser()
-    if keepalive_interval is not None and not keepalive_interval > 0:
-        raise ValueError(f"keepalive_interval must be positive, got {keepalive_interval}")
-    if keepalive_count_max < 0:
-        raise ValueError(f"keepalive_count_max must be 0 or more, got {keepalive_count_max}")
-    known = _known_hosts(known_hosts)
-    prefs = algorithm_preferences(
-        kex_algs=kex_algs, host_key_algs=host_key_algs, ciphers=ciphers, macs=macs, compression=compression
+    options = ConnectOptions(
+        host=host,
+        port=port,
+        username=username or getpass.getuser(),
+        password=password,
+        client_keys=client_keys,
+        passphrase=passphrase,
+        agent_path=agent_path,
+        forward_agent=forward_agent,
+        known_hosts=known_hosts,
+        host_key_policy=host_key_policy,
+        preferred_auth=check_preferred_auth(preferred_auth),
+        kbdint_handler=kbdint_handler,
+        password_change_handler=password_change_handler,
+        banner_handler=banner_handler,
+        algorithms=algorithm_preferences(
+            kex_algs=kex_algs,
+            host_key_algs=host_key_algs,
+            ciphers=ciphers,
+            macs=macs,
+            compression=compression,
+        ),
+        host_key_algs_given=host_key_algs is not None,
+        gex_bits=GexBits.of(gex_bits),
+        rekey_bytes=rekey_bytes,
+        rekey_seconds=rekey_seconds,
+        connect_timeout=connect_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive_count_max,
     )
+    return _AwaitedConnect(_connected(options))
+
+
+@asynccontextmanager
+async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
+    known = _known_hosts(options.known_hosts, options.host_key_policy)
     prefs = replace(
-        prefs,
-        host_key=host_key_preferences(list(prefs.host_key), known, host, port, host_key_algs is not None),
+        options.algorithms,
+        host_key=host_key_preferences(
+            list(options.algorithms.host_key), known, options.host, options.port, options.host_key_algs_given
+        ),
     )
     state = TransportState(
-        prefs,
-        rekey_bytes=rekey_bytes or DEFAULT_REKEY_BYTES,
-        gex_bits=GexBits.of(gex_bits),
+        prefs, rekey_bytes=options.rekey_bytes or DEFAULT_REKEY_BYTES, gex_bits=options.gex_bits
     )
-    keys = await _load_keys(client_keys, passphrase)
-    verifier = make_host_key_verifier(known, host_key_policy, known_hosts, host, port)
-
+    verifier = make_host_key_verifier(
+        known, options.host_key_policy, options.known_hosts, options.host, options.port
+    )
     try:
         async with trio.open_nursery() as nursery:
-            connection = await _establish(
-                nursery,
-                host,
-                port,
-                user,
-                state,
-                keys,
-                password,
-                verifier,
-                rekey_seconds,
-                connect_timeout,
-            )
+            connection = await _establish(nursery, options, state, verifier)
             # Keep nothing alive for the connection's lifetime that it does not need.
-            del keys, verifier, known, prefs
-            if keepalive_interval is not None:
+            del verifier, known, prefs
+            if options.keepalive_interval is not None:
                 nursery.start_soon(
                     keep_alive,
                     connection._transport,
                     connection._mux,
-                    keepalive_interval,
-                    keepalive_count_max,
+                    options.keepalive_interval,
+                    options.keepalive_count_max,
                 )
             try:
+                if options.forward_agent:
+                    connection._mux.enable_agent_forwarding(nursery, options.resolved_agent_path)
                 yield connection
             finally:
                 await connection.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _unwrap(group) from None
+        error = _unwrap(group)
+        # Hide the group, keep the error's own cause (the OSError behind a refused connection).
+        raise error from error.__cause__
 
 
 async def _establish(
     nursery: trio.Nursery,
-    host: str,
-    port: int,
-    user: str,
+    options: ConnectOptions,
     state: TransportState,
-    keys: list[PrivateKey],
-    password: PasswordSource,
-    verifier: Callable[[PublicKey], Awaitable[bool]],
-    rekey_seconds: float | None,
-    connect_timeout: float | None,
+    verifier: HostKeyVerifier,
 ) -> SSHConnection:
-    stage = "TCP connect"
+    stage = "loading keys"
     transport: SSHClientTransport | None = None
+    timeout = options.connect_timeout
     try:
-        with trio.fail_after(connect_timeout if connect_timeout is not None else float("inf")):
-            try:
-                stream = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
-                raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
-            transport = SSHClientTransport(
-                stream, state, host=host, port=port, host_key_verifier=verifier, rekey_seconds=rekey_seconds
-            )
-            transport.start(nursery)
-            stage = "key exchange"
-            await transport.wait_secure()
-            stage = "authentication"
-            auth = await authenticate(transport, user, keys, password)
+        with trio.fail_after(timeout if timeout is not None else float("inf")):
+            # Keys first: a broken explicit key fails before anything is sent. The agent connection
+            # stays open until authentication is over (agent keys sign through it).
+            async with open_key_sources(
+                agent_path=options.agent_path, client_keys=options.client_keys, passphrase=options.passphrase
+            ) as sources:
+                stage = "TCP connect"
+                try:
+                    stream = await trio.open_tcp_stream(options.host, options.port)
+                except OSError as exc:
+                    raise _connect_error(options, exc) from exc
+                transport = SSHClientTransport(
+                    stream,
+                    state,
+                    host=options.host,
+                    port=options.port,
+                    host_key_verifier=verifier,
+                    rekey_seconds=options.rekey_seconds,
+                )
+                transport.start(nursery)
+                stage = "key exchange"
+                await transport.wait_secure()
+                stage = "authentication"
+                auth = await _authenticate(transport, options, sources)
             return SSHConnection(transport, auth)
     except trio.TooSlowError:
         if transport is not None and transport.state.phase is Phase.VERSION:
             stage = "waiting for the server's version line"
-        error = ConnectTimeout(f"timed out after {connect_timeout} s connecting to {host}:{port} ({stage})")
+        error = ConnectTimeout(f"timed out after {timeout} s connecting to {options.where} ({stage})")
         if transport is not None:
             await transport.aclose()
         raise error from None
@@ -434,3 +483,18 @@ async def _establish(
             with trio.CancelScope(shield=True):
                 await transport.aclose()
         raise
+
+
+async def _authenticate(
+    transport: SSHClientTransport, options: ConnectOptions, sources: KeySources
+) -> AuthResult:
+    settings = AuthSettings(
+        username=options.username,
+        identities=sources.identities,
+        password=options.password,
+        kbdint_handler=options.kbdint_handler,
+        password_change_handler=options.password_change_handler,
+        allow_sha1="ssh-rsa" in options.algorithms.host_key,
+        no_keys_hint=sources.describe(),
+    )
+    return await authenticate(transport, settings, options.preferred_auth, options.banner_handler)
