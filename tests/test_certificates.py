@@ -42,8 +42,9 @@ from trissh._algorithms.hostkeys import (
 from trissh._errors import HostKeyNotVerifiable, KeyImportError
 from trissh._options import algorithm_preferences
 from trissh._transport.events import NEED_DATA, Event, HostKeyReceived, KexComplete
+from trissh._transport.host_key import decode_host_key
 from trissh._transport.negotiate import AlgorithmPreferences
-from trissh._transport.state import TransportState, _decode_host_key
+from trissh._transport.state import TransportState
 from trissh._wire import Reader, string, uint32, uint64
 
 SUBJECT_KEYS = {
@@ -416,9 +417,9 @@ def test_certificate_is_frozen() -> None:
 def test_transport_decodes_a_certificate_for_a_certificate_algorithm() -> None:
     """PROTOCOL.certkeys: the blob is a certificate; H is signed by its key with the plain algorithm."""
     blob = build()
-    key, cert, algorithm = _decode_host_key(blob, "ssh-ed25519-cert-v01@openssh.com")
+    key, cert, algorithm = decode_host_key(blob, "ssh-ed25519-cert-v01@openssh.com")
     assert cert is not None and cert.blob == blob and key == SUBJECT and algorithm == "ssh-ed25519"
-    key, cert, algorithm = _decode_host_key(SUBJECT.blob, "ssh-ed25519")
+    key, cert, algorithm = decode_host_key(SUBJECT.blob, "ssh-ed25519")
     assert (key, cert, algorithm) == (SUBJECT, None, "ssh-ed25519")
 
 
@@ -439,7 +440,7 @@ def test_transport_refuses_a_host_key_blob_of_the_wrong_kind(
     blob: bytes, algorithm: str, message: str
 ) -> None:
     with pytest.raises(HostKeyNotVerifiable, match=message):
-        _decode_host_key(blob, algorithm)
+        decode_host_key(blob, algorithm)
 
 
 def test_certificate_algorithms_are_negotiable_by_name_only() -> None:

@@ -27,27 +27,9 @@ from .._algorithms.certificates import (
     cert_algorithm,
 )
 from .._algorithms.hostkeys import PublicKey
-from .keys import PrivateKey
+from .private_key import PrivateKey, rsa_signature_algorithms
 
 __all__ = ["Identity", "KeyIdentity", "rsa_signature_algorithms"]
-
-_RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
-
-
-def rsa_signature_algorithms(server_sig_algs: Sequence[str] | None, allow_sha1: bool) -> list[str]:
-    """RSA signature algorithms to try, best first (RFC 8332, RFC 8308 §3.1).
-
-    The server's ``server-sig-algs`` filters rsa-sha2-512/256; a list naming
-    neither is treated as advisory (both are still tried, as OpenSSH does).
-    ``ssh-rsa`` (SHA-1) comes last, and only when asked for.
-    """
-    if server_sig_algs is None:
-        algorithms = list(_RSA_SHA2)
-    else:
-        algorithms = [alg for alg in _RSA_SHA2 if alg in server_sig_algs] or list(_RSA_SHA2)
-    if allow_sha1:
-        algorithms.append("ssh-rsa")
-    return algorithms
 
 
 class Identity(abc.ABC):

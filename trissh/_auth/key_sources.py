@@ -25,12 +25,12 @@ Rules this module owns:
   agent (OpenSSH's ``sign_and_send_pubkey`` looks for such a key first).
 * **No passphrase before it is needed.** An encrypted file's public key comes
   from ``<path>.pub``, else from the file's clear-text header (the OpenSSH
-  format has one). Only :meth:`FileIdentity.sign` decrypts, once (bcrypt-kdf
-  runs in a worker thread), asking the passphrase callable then; and since the
-  auth loop asks the server (``want signature = false``) before signing, a
-  passphrase is asked only for a key the server would take. Legacy PEM and
-  PKCS#8 files hide their public key: without a ``.pub`` file they must be
-  decrypted here, up front.
+  format has one). Only :meth:`FileIdentity.sign` decrypts, once
+  (:mod:`trissh._auth.file_identity`), asking the passphrase callable then;
+  and since the auth loop asks the server (``want signature = false``) before
+  signing, a passphrase is asked only for a key the server would take.
+  Legacy PEM and PKCS#8 files hide their public key: without a ``.pub`` file
+  they must be decrypted here, up front.
 * **Loud for explicit keys, quiet for defaults.** A ``client_keys`` path that
   is missing, unreadable, not a key or of an unusable type raises
   :class:`KeyImportError` naming it. A default file with such a problem is
@@ -39,16 +39,17 @@ Rules this module owns:
 
 What it must not know: the SSH protocol (the auth loop offers the list), how
 the agent speaks (:mod:`trissh._auth.agent`), key file formats
-(:mod:`trissh._auth.keys`).
+(:mod:`trissh._auth.key_files`), how a locked file is unlocked
+(:mod:`trissh._auth.file_identity`), reading and fitting ``-cert.pub`` files
+(:mod:`trissh._auth.user_certificates`).
 """
 
 from __future__ import annotations
 
-import copy
 import enum
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,25 +57,17 @@ from typing import Final, TypeAlias
 
 import trio
 
-from .._algorithms.certificates import (
-    CERT_SIGNATURE_ALGORITHMS,
-    Certificate,
-    CertType,
-    parse_certificate,
-    parse_openssh_certificate_line,
-)
+from .._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS, Certificate, parse_certificate
 from .._algorithms.hostkeys import PublicKey
 from .._errors import AgentError, KeyImportError
 from .agent import AUTH_SOCK_ENV, AgentIdentity, SSHAgentClient, default_agent_path
+from .file_identity import FileIdentity, KeyPath, PassphraseSource, ask_passphrase
 from .identity import Identity, KeyIdentity
-from .keys import (
-    PassphraseRequired,
-    PrivateKey,
-    inspect_private_key,
-    read_key_file,
-    read_private_key,
-    read_public_key,
-)
+from .key_file_reading import read_key_file
+from .key_files import PassphraseRequired, inspect_private_key, read_private_key
+from .private_key import PrivateKey
+from .public_key_files import read_public_key
+from .user_certificates import CertOrigin, certificate_beside, certificate_fits, read_certificate_file
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -109,117 +102,20 @@ DEFAULT_AGENT: Final = Default.DEFAULT
 #: are not looked for.
 DEFAULT_KEY_NAMES: Final = ("id_rsa", "id_ecdsa", "id_ed25519")
 
-KeyPath: TypeAlias = str | os.PathLike[str]
 #: A certificate: parsed, as its wire blob, or the path of a ``*-cert.pub`` file.
 CertificateSource: TypeAlias = Certificate | bytes | KeyPath
 #: One ``client_keys`` item.
 ClientKey: TypeAlias = KeyPath | PrivateKey | Identity | tuple[PrivateKey | KeyPath, CertificateSource]
 #: What ``client_keys`` accepts: one item, a sequence of them, None (no keys) or :data:`DEFAULT_KEYS`.
 ClientKeys: TypeAlias = ClientKey | Sequence[ClientKey] | Default | None
-#: A passphrase for encrypted key files, or ``async (path) -> passphrase`` (None or "" declines).
-PassphraseSource: TypeAlias = str | bytes | Callable[[str], Awaitable[str | bytes | None]] | None
 
-_CERT_SUFFIX: Final = "-cert.pub"
 _HOW_TO: Final = (
     "to offer a key, pass client_keys=[path, PrivateKey or (key, certificate)] "
     "(with passphrase= for an encrypted one), or add it to an ssh-agent with ssh-add"
 )
 
 
-# --- identities for key files ----------------------------------------------------------------
-
-
-class _LockedKeyFile:
-    """An encrypted key file, decrypted at most once, when a signature is first needed."""
-
-    def __init__(self, path: str, public_key: PublicKey, passphrase: PassphraseSource) -> None:
-        self.path = path
-        self.public_key = public_key
-        self._passphrase = passphrase
-        self._lock = trio.Lock()
-        self._key: PrivateKey | None = None
-        self._failure: KeyImportError | None = None
-
-    async def private_key(self) -> PrivateKey:
-        async with self._lock:  # two identities (key, key-cert) share one file: ask once
-            if self._key is not None:
-                return self._key
-            if self._failure is not None:
-                # Remembered, so a callback is never asked twice for one file.
-                raise type(self._failure)(str(self._failure))
-            try:
-                self._key = await self._decrypt()
-            except KeyImportError as exc:
-                self._failure = exc
-                raise
-            return self._key
-
-    async def _decrypt(self) -> PrivateKey:
-        secret = await _ask_passphrase(self._passphrase, self.path)
-        # bcrypt-kdf is deliberately slow: keep it off the event loop.
-        key = await trio.to_thread.run_sync(read_private_key, self.path, secret)
-        if key.public_key != self.public_key:
-            raise KeyImportError(
-                f"key file {self.path} holds key {key.fingerprint}, but {self.path}.pub "
-                f"names {self.public_key.fingerprint}"
-            )
-        return key
-
-
-async def _ask_passphrase(source: PassphraseSource, path: str) -> str | bytes:
-    if source is None:
-        raise PassphraseRequired(f"key file {path} is encrypted: a passphrase is needed")
-    secret = source if isinstance(source, str | bytes) else await source(path)
-    if not secret:
-        raise PassphraseRequired(f"key file {path} is encrypted and no passphrase was given for it")
-    return secret
-
-
-class FileIdentity(Identity):
-    """An encrypted key file whose public key is known; decrypted on the first :meth:`sign`.
-
-    Attributes:
-        path: the private key file.
-        public_key, certificate, source: as for every :class:`Identity`
-            (``source`` is ``"file <path>"``).
-    """
-
-    def __init__(
-        self,
-        path: KeyPath,
-        public_key: PublicKey,
-        passphrase: PassphraseSource,
-        certificate: Certificate | None = None,
-    ) -> None:
-        self._file = _LockedKeyFile(os.fspath(path), public_key, passphrase)
-        self._init(certificate)
-
-    def _init(self, certificate: Certificate | None) -> None:
-        if certificate is not None and certificate.key != self._file.public_key:
-            raise ValueError(f"certificate for {certificate.key.fingerprint} does not belong to {self.path}")
-        self.public_key = self._file.public_key
-        self.certificate = certificate
-        self.source = f"file {self._file.path}"
-
-    @property
-    def path(self) -> str:
-        return self._file.path
-
-    def with_certificate(self, certificate: Certificate) -> FileIdentity:
-        """The same key file with a certificate; both decrypt (and ask) only once between them."""
-        twin = copy.copy(self)  # shares self._file, and so its one decryption
-        twin._init(certificate)
-        return twin
-
-    async def sign(self, data: bytes, algorithm: str) -> bytes:
-        """Decrypt the file (the first time only), then sign.
-
-        Raises:
-            PassphraseRequired: no passphrase was given, or the callback declined.
-            KeyImportError: a wrong passphrase, or the file changed or cannot be read.
-        """
-        key = await self._file.private_key()
-        return key.sign(data, CERT_SIGNATURE_ALGORITHMS.get(algorithm, algorithm))
+# --- the agent signing for a configured certificate ------------------------------------------
 
 
 class _AgentSignedCertificate(Identity):
@@ -343,13 +239,13 @@ class _Collector:
         """One key file: its key, then its ``-cert.pub`` (or just the certificate given with it)."""
         info = inspect_private_key(read_key_file(path), name=f"key file {path}")
         if certificate is not None:
-            origin, certificates = _CertOrigin.GIVEN, [certificate]
+            origin, certificates = CertOrigin.GIVEN, [certificate]
         else:
-            picked = _certificate_beside(path)
-            origin, certificates = _CertOrigin.BESIDE, ([picked] if picked is not None else [])
+            picked = certificate_beside(path)
+            origin, certificates = CertOrigin.BESIDE, ([picked] if picked is not None else [])
         # A key file alone stands for its key and its -cert.pub; a (path, certificate) pair
         # for the certified key only.
-        include_plain = origin is _CertOrigin.BESIDE
+        include_plain = origin is CertOrigin.BESIDE
         # The file's own clear-text public key is the truth; a .pub file (which ssh.c reads
         # first) is only needed when the format hides it.
         public_key = (info.public_key or _pub_file_key(path)) if info.encrypted else None
@@ -365,17 +261,17 @@ class _Collector:
         if include_plain:
             self.add_key(key, None, f"file {path}")
         for cert in certificates:
-            if _fits(cert, key.public_key, path, origin):
+            if certificate_fits(cert, key.public_key, path, origin):
                 self.add_key(key, cert, f"file {path}")
 
     def _add_locked(
-        self, path: str, public_key: PublicKey, certificates: list[Certificate], origin: _CertOrigin
+        self, path: str, public_key: PublicKey, certificates: list[Certificate], origin: CertOrigin
     ) -> None:
         """An encrypted key file whose public key is known: decrypted only if it is used."""
         file_identity = FileIdentity(path, public_key, self.passphrase)
         unlockable = self.passphrase is not None
-        variants: list[Certificate | None] = [None] if origin is _CertOrigin.BESIDE else []
-        variants += [cert for cert in certificates if _fits(cert, public_key, path, origin)]
+        variants: list[Certificate | None] = [None] if origin is CertOrigin.BESIDE else []
+        variants += [cert for cert in certificates if certificate_fits(cert, public_key, path, origin)]
         state = "encrypted" if unlockable else "encrypted, no passphrase given: usable only through the agent"
         for cert in variants:
             identity: Identity | None = None
@@ -390,7 +286,7 @@ class _Collector:
     async def _decrypt_now(self, path: str) -> PrivateKey | None:
         """A legacy PEM / PKCS#8 encrypted key without a ``.pub``: its public key needs the passphrase."""
         try:
-            secret = await _ask_passphrase(self.passphrase, path)
+            secret = await ask_passphrase(self.passphrase, path)
         except PassphraseRequired as exc:
             log.info("skipping %s: %s (and no %s.pub tells its public key)", path, exc, path)
             self.notes.append(f"file {path}: encrypted, no passphrase given, and no {path}.pub")
@@ -414,30 +310,6 @@ def _pub_file_key(path: str) -> PublicKey | None:
         return None
 
 
-def _certificate_beside(path: str) -> Certificate | None:
-    """``<path>-cert.pub``, when it exists and holds a certificate (else a log line and None)."""
-    cert_path = path + _CERT_SUFFIX
-    if not os.path.exists(cert_path):
-        return None
-    try:
-        return _read_certificate_file(cert_path)
-    except KeyImportError as exc:
-        log.warning("ignoring %s: %s", cert_path, exc)
-        return None
-
-
-def _read_certificate_file(path: str) -> Certificate:
-    data = read_key_file(path, "certificate file")
-    for line in data.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith(b"#"):
-            try:
-                return parse_openssh_certificate_line(stripped)
-            except KeyImportError as exc:
-                raise KeyImportError(f"certificate file {path}: {exc}") from None
-    raise KeyImportError(f"certificate file {path}: no certificate found")
-
-
 def _certificate(source: object, key: PublicKey | None, what: str) -> Certificate:
     """A certificate given in a pair, parsed; checked against ``key`` when it is known."""
     if isinstance(source, Certificate):
@@ -448,35 +320,12 @@ def _certificate(source: object, key: PublicKey | None, what: str) -> Certificat
         except KeyImportError as exc:
             raise KeyImportError(f"{what}: {exc}") from None
     elif isinstance(source, str | os.PathLike):
-        certificate = _read_certificate_file(_expand(source))
+        certificate = read_certificate_file(_expand(source))
     else:
         raise TypeError(f"{what}: a certificate must be a Certificate, its blob or a path, not {source!r}")
     if key is not None:
-        _fits(certificate, key, what, _CertOrigin.GIVEN)
+        certificate_fits(certificate, key, what, CertOrigin.GIVEN)
     return certificate
-
-
-class _CertOrigin(enum.Enum):
-    """Where a key file's certificate came from, which decides what a misfit does."""
-
-    GIVEN = "given with the key: a misfit is the caller's error"
-    BESIDE = "found as <path>-cert.pub: a misfit is logged and ignored"
-
-
-def _fits(certificate: Certificate, key: PublicKey, where: str, origin: _CertOrigin) -> bool:
-    """Whether a certificate is a user certificate of ``key``; a misfit given with the key raises."""
-    problem = ""
-    if certificate.key != key:
-        problem = f"certifies {certificate.key.fingerprint}, not this key ({key.fingerprint})"
-    elif certificate.cert_type is not CertType.USER:
-        problem = "is a host certificate, not a user certificate"
-    if not problem:
-        return True
-    message = f"{where}: certificate {certificate.key_id!r} {problem}"
-    if origin is _CertOrigin.GIVEN:
-        raise KeyImportError(message)
-    log.warning("ignoring %s", message)
-    return False
 
 
 def _key_label(key: PublicKey, certificate: Certificate | None) -> str:

@@ -32,6 +32,11 @@ Two rules follow from the state, and are the only places they are decided:
   be its very first packet, and every NEWKEYS resets the sequence numbers.
 
 Errors are sticky: after one, every call raises it again.
+
+Two jobs of the key exchange live in pure modules of their own, called from
+here: checking the server's host key and its signature, and that a rekey keeps
+the first host key (:mod:`trissh._transport.host_key`); deriving the new keys
+(:mod:`trissh._transport.key_derivation`).
 """
 
 from __future__ import annotations
@@ -45,24 +50,15 @@ from typing import Final
 
 from .. import _messages as msg
 from .._algorithms import ciphers
-from .._algorithms.certificates import (
-    CERT_KEY_TYPES,
-    CERT_SIGNATURE_ALGORITHMS,
-    Certificate,
-    parse_certificate,
-)
+from .._algorithms.certificates import Certificate
 from .._algorithms.compression import compressor_for, decompressor_for
-from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
+from .._algorithms.hostkeys import PublicKey
 from .._algorithms.kex import KEX_METHODS, GexBits, KexMethod, KexResult, KexSetup
-from .._errors import (
-    DisconnectError,
-    HostKeyNotVerifiable,
-    KeyImportError,
-    ProtocolError,
-    SSHError,
-)
+from .._errors import DisconnectError, ProtocolError, SSHError
 from .._wire import Reader, byte, string, uint32
 from .events import NEED_DATA, Event, HostKeyReceived, KexComplete, PacketReceived
+from .host_key import check_rekey_host_key, verified_host_key
+from .key_derivation import derive_keys
 from .negotiate import AlgorithmPreferences, KexInit, Negotiated, negotiate
 from .packets import PacketReader, PacketWriter
 from .version import CLIENT_VERSION, VersionParser, version_line
@@ -541,64 +537,29 @@ class TransportState:
     def _finish_exchange(self, result: KexResult) -> Event | None:
         negotiated = self._pending_negotiated
         assert negotiated is not None and self._kex is not None
-        key, certificate, algorithm = _decode_host_key(result.host_key_blob, negotiated.host_key)
-        if not key.verify(result.signature, result.exchange_hash, algorithm):
-            raise HostKeyNotVerifiable(
-                f"server's {negotiated.host_key} signature over the key exchange does not verify "
-                f"with host key {key.fingerprint}"
-            )
+        key, certificate = verified_host_key(result, negotiated.host_key)
         if self.session_id is None:
             self.session_id = result.exchange_hash
-        self._pending_keys = self._derive_keys(negotiated, result)
+        self._pending_keys = derive_keys(
+            negotiated,
+            result,
+            session_id=self.session_id,
+            hash_function=self._kex.hash,
+            random=self._random,
+        )
         if self.server_host_key is None:
             self._pending_host_key = key
             self._pending_host_certificate = certificate
             self.kex_state = KexState.VERIFYING
             return HostKeyReceived(key, certificate)
-        # As OpenSSH (kex.c, initial_hostkey): a rekey must show the very same
-        # key, and the very same certificate if the first exchange had one.
-        was_blob = self.server_host_certificate.blob if self.server_host_certificate else None
-        if key != self.server_host_key or (certificate.blob if certificate else None) != was_blob:
-            raise HostKeyNotVerifiable(
-                f"server presented a different host key during a rekey: {key.fingerprint}"
-                f"{' (certificate)' if certificate else ''}, was {self.server_host_key.fingerprint}"
-                f"{' (certificate)' if was_blob else ''}"
-            )
+        check_rekey_host_key(
+            key,
+            certificate,
+            first_key=self.server_host_key,
+            first_certificate=self.server_host_certificate,
+        )
         self._send_newkeys()
         return None
-
-    def _derive_keys(
-        self, negotiated: Negotiated, result: KexResult
-    ) -> tuple[ciphers.Sealer, ciphers.Opener]:
-        """RFC 4253 §7.2: HASH(K || H || letter || session_id), extended as needed."""
-        assert self._kex is not None and self.session_id is not None
-        base = result.shared_secret + result.exchange_hash
-
-        def derive(letter: bytes, size: int) -> bytes:
-            if size == 0:
-                return b""
-            assert self._kex is not None and self.session_id is not None
-            out = self._kex.hash(base + letter + self.session_id)
-            while len(out) < size:
-                out += self._kex.hash(base + out)
-            return out[:size]
-
-        def keys(
-            direction: str, letters: bytes
-        ) -> tuple[ciphers.CipherSpec, ciphers.MacSpec | None, bytes, bytes, bytes]:
-            algs = negotiated.client_to_server if direction == "c2s" else negotiated.server_to_client
-            cipher = ciphers.CIPHERS[algs.cipher]
-            mac = ciphers.MACS[algs.mac] if algs.mac else None
-            iv = derive(letters[0:1], cipher.iv_size)
-            key = derive(letters[1:2], cipher.key_size)
-            mac_key = derive(letters[2:3], mac.key_size) if mac else b""
-            return cipher, mac, key, iv, mac_key
-
-        c_cipher, c_mac, c_key, c_iv, c_mac_key = keys("c2s", b"ACE")
-        s_cipher, s_mac, s_key, s_iv, s_mac_key = keys("s2c", b"BDF")
-        sealer = ciphers.make_sealer(c_cipher, c_mac, c_key, c_iv, c_mac_key, self._random)
-        opener = ciphers.make_opener(s_cipher, s_mac, s_key, s_iv, s_mac_key)
-        return sealer, opener
 
     def _send_newkeys(self) -> None:
         assert self._pending_keys is not None
@@ -643,29 +604,3 @@ class TransportState:
             or self._reader.packets_since_rekey >= MAX_PACKETS_PER_KEY
         ):
             self.start_rekey()
-
-
-def _decode_host_key(blob: bytes, algorithm: str) -> tuple[PublicKey, Certificate | None, str]:
-    """The server's host key blob for the negotiated ``algorithm``: (key, certificate, plain algorithm).
-
-    For a certificate algorithm (PROTOCOL.certkeys) the blob is a certificate,
-    its CA signature is checked here, and the exchange hash is signed by the
-    certified key with the plain algorithm (``rsa-sha2-512`` for
-    ``rsa-sha2-512-cert-v01@openssh.com``). Whether the CA is trusted is the
-    host key verifier's question, not the transport's.
-
-    Raises:
-        HostKeyNotVerifiable: the blob is not a valid key (or certificate) of the negotiated type.
-    """
-    plain = CERT_SIGNATURE_ALGORITHMS.get(algorithm)
-    try:
-        if plain is None:
-            return decode_public_key(blob), None, algorithm
-        certificate = parse_certificate(blob)
-    except KeyImportError as exc:
-        raise HostKeyNotVerifiable(f"server host key cannot be used: {exc}") from exc
-    if CERT_KEY_TYPES[certificate.key_type] != HOST_KEY_ALGORITHMS[plain].key_type:
-        raise HostKeyNotVerifiable(
-            f"server sent a {certificate.key_type} certificate for host key algorithm {algorithm}"
-        )
-    return certificate.key, certificate, plain
