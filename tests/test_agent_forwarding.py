@@ -17,16 +17,8 @@ from typing import Any
 
 import pytest
 import trio
-from test_agent import (
-    TOOL_TIMEOUT,
-    fake_agent,
-    frame,
-    read_request,
-    receive_exactly,
-    run_agent,
-    ssh_add,
-    ssh_add_listing,
-)
+from agents import TOOL_TIMEOUT, run_agent, ssh_add, ssh_add_listing
+from test_agent import fake_agent, frame, read_request, receive_exactly
 
 import trissh
 from trissh import _messages as msg

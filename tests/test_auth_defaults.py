@@ -7,18 +7,15 @@ HOME points at a temporary directory for these tests, so the machine's own ``~/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
+from agents import run_agent, ssh_add
 
 import trissh
 from trissh._wire import byte, string, uint32
@@ -44,30 +41,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: SSHServer) -> Pa
 @pytest.fixture
 def agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A real ssh-agent, as $SSH_AUTH_SOCK."""
-    directory = Path(tempfile.mkdtemp(prefix="trissh-agent-"))  # short: unix socket paths are limited
-    sock = directory / "agent.sock"
-    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "ssh-agent did not start"
-            time.sleep(0.01)
+    with run_agent() as sock:
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
         yield sock
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def ssh_add(sock: Path, key: Path) -> None:
-    subprocess.run(
-        ["ssh-add", str(key)],
-        env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
 
 
 async def test_agent_and_known_hosts_are_enough(home: Path, agent: Path, sshd: SSHServer) -> None:

@@ -7,19 +7,16 @@ Keys come from ``ssh-keygen``; the agent is a real ``ssh-agent -D`` per test, lo
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trio
+from agents import run_agent, ssh_add
 
 from trissh._algorithms.certificates import parse_openssh_certificate_line
 from trissh._algorithms.hostkeys import PublicKey
@@ -84,36 +81,17 @@ class Agent:
     path: str
 
     def add(self, *keys: Path) -> None:
-        env = {**os.environ, "SSH_AUTH_SOCK": self.path}
         for key in keys:
-            run("ssh-add", "-q", str(key), env=env)
+            ssh_add(Path(self.path), "-q", key)
 
 
 @pytest.fixture
 def agent() -> Iterator[Agent]:
-    """A real ``ssh-agent -D`` on a socket of its own (short path: unix sockets allow ~100 bytes)."""
+    """A real ``ssh-agent -D`` on a socket of its own."""
     if shutil.which("ssh-agent") is None:
         pytest.skip("ssh-agent is not installed")
-    directory = tempfile.mkdtemp(prefix="ks-", dir="/tmp")
-    sock = os.path.join(directory, "agent.sock")
-    process = subprocess.Popen(
-        ["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(sock):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("ssh-agent did not start")
-            time.sleep(0.02)
-        yield Agent(sock)
-    finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=TIMEOUT)
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=TIMEOUT)
-        shutil.rmtree(directory, ignore_errors=True)
+    with run_agent() as sock:
+        yield Agent(str(sock))
 
 
 @pytest.fixture
