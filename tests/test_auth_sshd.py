@@ -8,6 +8,10 @@ Password and keyboard-interactive need an account with a password, which only ro
 from __future__ import annotations
 
 import os
+import pty
+import select
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +273,52 @@ async def test_banner_reaches_the_callback(banner_sshd: SSHServer) -> None:
         ) as conn:
             assert conn.auth.banners == ["Authorised use only.\nSecond line.\n"]
     assert seen == conn.auth.banners
+
+
+def _run_on_a_terminal(
+    argv: list[str], answers: dict[bytes, bytes], env: dict[str, str]
+) -> tuple[int, bytes]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal, answering prompts as they appear."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the command
+        os.execve(argv[0], argv, env)
+    seen = b""
+    pending = dict(answers)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"no end in sight; the terminal shows {seen!r}"
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            for prompt, answer in list(pending.items()):
+                if seen.endswith(prompt):
+                    os.write(fd, answer)
+                    del pending[prompt]
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_the_command_asks_for_the_password_on_the_terminal(
+    password_sshd: SSHServer, account: PasswordUser, tmp_path: Path
+) -> None:
+    """As ssh(1): with a terminal, ``trissh`` prompts "user@host's password:" and reads it without echo."""
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env["HOME"] = str(tmp_path)  # no ~/.ssh keys: the password is the only way in
+    argv = [sys.executable, "-m", "trissh.cli", "--known-hosts", str(password_sshd.known_hosts)]
+    argv += ["-l", account.name, "-p", str(password_sshd.port), password_sshd.host, "id", "-un"]
+    status, screen = _run_on_a_terminal(
+        argv, {f"{password_sshd.host}'s password: ".encode(): f"{account.password}\n".encode()}, env
+    )
+    assert status == 0, screen
+    assert account.password.encode() not in screen  # not echoed
+    assert screen.rstrip().endswith(account.name.encode()), screen

@@ -55,7 +55,7 @@ class Identity(abc.ABC):
         return self.public_key.fingerprint
 
     def describe(self) -> str:
-        """``"ED25519-CERT SHA256:... (file ~/.ssh/id_ed25519)"``-style, for logs and errors."""
+        """``"ssh-ed25519-cert SHA256:... (file ~/.ssh/id_ed25519)"``, for logs and errors."""
         kind = self.public_key.key_type + ("-cert" if self.certificate is not None else "")
         return f"{kind} {self.fingerprint} ({self.source})"
 
