@@ -300,11 +300,15 @@ def read_private_key(path: str | os.PathLike[str], passphrase: str | bytes | Non
     """
     data = read_key_file(path, "key file")
     key = import_private_key(data, passphrase, name=f"key file {os.fspath(path)}")
-    if not key.comment:
-        comment = _pub_file_comment(Path(os.fspath(path) + ".pub"), key.public_key)
-        if comment:
-            key = PrivateKey(key.crypto_key, comment)
-    return key
+    return with_pub_file_comment(key, path)
+
+
+def with_pub_file_comment(key: PrivateKey, path: str | os.PathLike[str]) -> PrivateKey:
+    """``key``, given the comment of a matching ``<path>.pub`` when its own file had none."""
+    if key.comment:
+        return key
+    comment = _pub_file_comment(Path(os.fspath(path) + ".pub"), key.public_key)
+    return PrivateKey(key.crypto_key, comment) if comment else key
 
 
 #: The earlier name of :func:`read_private_key`, kept for existing callers.
@@ -320,10 +324,13 @@ class KeyFileInfo:
         public_key: the key's public half when the file shows it in clear text
             (the OpenSSH format does, encrypted or not); None for encrypted
             legacy PEM and PKCS#8 files, which hide it.
+        key: the private key itself, when the file is not encrypted (it was
+            imported to check it, so nobody needs to import it again).
     """
 
     encrypted: bool
     public_key: PublicKey | None
+    key: PrivateKey | None = None
 
 
 def inspect_private_key(data: bytes, *, name: str | None = None) -> KeyFileInfo:
@@ -342,7 +349,8 @@ def inspect_private_key(data: bytes, *, name: str | None = None) -> KeyFileInfo:
         info = _openssh_info(data, where)
         public_key = _openssh_public_key(info, where)
         if info.cipher == "none":
-            return KeyFileInfo(False, import_private_key(data, name=where).public_key)
+            key = import_private_key(data, name=where)
+            return KeyFileInfo(False, key.public_key, key)
         return KeyFileInfo(True, public_key)
     if label == b"DSA PRIVATE KEY":
         raise KeyImportError(f"{where}: unsupported key type dsa")
@@ -350,7 +358,8 @@ def inspect_private_key(data: bytes, *, name: str | None = None) -> KeyFileInfo:
         raise _not_private_key(data, where)
     if is_encrypted(data):
         return KeyFileInfo(True, None)
-    return KeyFileInfo(False, import_private_key(data, name=where).public_key)
+    key = import_private_key(data, name=where)
+    return KeyFileInfo(False, key.public_key, key)
 
 
 def _pub_file_comment(pub_path: Path, public_key: PublicKey) -> str:

@@ -64,7 +64,7 @@ from .agent import AUTH_SOCK_ENV, AgentIdentity, SSHAgentClient, default_agent_p
 from .file_identity import FileIdentity, KeyPath, PassphraseSource, ask_passphrase
 from .identity import Identity, KeyIdentity
 from .key_file_reading import read_key_file
-from .key_files import PassphraseRequired, inspect_private_key, read_private_key
+from .key_files import PassphraseRequired, inspect_private_key, read_private_key, with_pub_file_comment
 from .private_key import PrivateKey
 from .public_key_files import read_public_key
 from .user_certificates import CertOrigin, certificate_beside, certificate_fits, read_certificate_file
@@ -257,7 +257,8 @@ class _Collector:
             if key is None:
                 return
         else:
-            key = read_private_key(path)  # unencrypted: cheap, and every problem shows now
+            assert info.key is not None  # inspect_private_key imported the unencrypted key already
+            key = with_pub_file_comment(info.key, path)
         if include_plain:
             self.add_key(key, None, f"file {path}")
         for cert in certificates:
