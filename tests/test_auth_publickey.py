@@ -76,3 +76,23 @@ async def test_a_key_that_cannot_sign_is_skipped(sshd: SSHServer) -> None:
     with trio.fail_after(20):
         await login(sshd, keys)
     assert signed == ["test user_ecdsa ecdsa-sha2-nistp256", "test user_ed25519 ssh-ed25519"]
+
+
+async def test_two_keys_required(sshd: SSHServer) -> None:
+    """``AuthenticationMethods publickey,publickey``: the first key's partial success leaves the list as it
+    was, and the second factor must be another key (RFC 4252 §5.1; sshd refuses the same key twice)."""
+    from trissh.testing import start_sshd
+
+    signed: list[str] = []
+    with start_sshd(
+        extra_config=["AuthenticationMethods publickey,publickey"], user_key_types=["ed25519", "ecdsa"]
+    ) as server:
+        keys = [
+            Recording(server.client_key, signed),
+            Recording(server.client_key, signed),  # the same key again: offered once only
+            Recording(server.client_keys["ecdsa"], signed),
+        ]
+        with trio.fail_after(20):
+            conn = await login(server, keys)
+    assert conn.auth.methods == ["publickey", "publickey"]
+    assert signed == ["test user_ed25519 ssh-ed25519", "test user_ecdsa ecdsa-sha2-nistp256"]
