@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import trio
+from test_integration import connect as connect_to
 
 import trissh
 from trissh._algorithms.certificates import CertType
@@ -296,16 +297,7 @@ async def test_accept_new_appends_one_hashed_line(sshd: SSHServer, tmp_path: Pat
     original = b"# my hosts\nexample.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHu0\n"  # no key for this host
     known.write_bytes(original)
     with trio.fail_after(20):
-        async with trissh.connect(
-            sshd.host,
-            sshd.port,
-            username=sshd.username,
-            client_keys=[sshd.client_key],
-            known_hosts=known,
-            host_key_policy="accept-new",
-            connect_timeout=10,
-            agent_path=None,
-        ) as conn:
+        async with connect_to(sshd, known_hosts=known, host_key_policy="accept-new") as conn:
             key = conn.host_key
     data = known.read_bytes()
     assert data.startswith(original)
@@ -322,16 +314,7 @@ async def test_accept_new_appends_one_hashed_line(sshd: SSHServer, tmp_path: Pat
 async def test_accept_new_creates_a_missing_explicit_file(sshd: SSHServer, tmp_path: Path) -> None:
     known = tmp_path / "new" / "known_hosts"
     with trio.fail_after(20):
-        async with trissh.connect(
-            sshd.host,
-            sshd.port,
-            username=sshd.username,
-            client_keys=[sshd.client_key],
-            known_hosts=known,
-            host_key_policy="accept-new",
-            connect_timeout=10,
-            agent_path=None,
-        ):
+        async with connect_to(sshd, known_hosts=known, host_key_policy="accept-new"):
             pass
     assert known.read_text().count("\n") == 1
 

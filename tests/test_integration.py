@@ -30,6 +30,7 @@ async def connect(server: SSHServer | InteropServer, **kwargs: Any) -> AsyncIter
         "client_keys": [server.client_key],
         "known_hosts": server.known_hosts,
         "connect_timeout": 10,
+        "agent_path": None,  # the developer's own ssh-agent must not change what a test sees
     }
     options.update(kwargs)
     host = options.pop("host", server.host)
