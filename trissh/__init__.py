@@ -26,6 +26,7 @@ from ._auth.keys import (
 )
 from ._auth.known_hosts import HostKeyStatus, KnownHosts
 from ._channels.session import CompletedProcess, Process
+from ._connect import ConnectTimeout, connect
 from ._driver import SSHClientTransport
 from ._errors import (
     AgentError,
@@ -42,7 +43,7 @@ from ._errors import (
     SSHError,
 )
 from ._transport.negotiate import DirectionAlgorithms, Negotiated
-from .connection import ConnectTimeout, SSHConnection, connect
+from .connection import SSHConnection
 
 __version__ = "0.1.0"
 

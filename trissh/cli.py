@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import trio
 
 from ._channels.session import Process
+from ._connect import connect
 from ._errors import SSHError
-from .connection import connect
 
 __all__ = ["main"]
 

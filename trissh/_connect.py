@@ -1,0 +1,344 @@
+"""The front door: :func:`connect`.
+
+``connect()`` opens the TCP stream, starts the transport's reader and writer
+tasks in a nursery of its own, checks the host key, authenticates, and yields
+an :class:`~trissh.SSHConnection`. Leaving the ``async with`` block (normally,
+by an exception, or by cancellation) closes the connection: queued data is
+flushed (when cancelled, only what the socket takes at once), a DISCONNECT
+sent, the socket closed, and every task of ours has ended before the block
+exits. Errors come out as the trissh error they are, never wrapped in an
+ExceptionGroup of our tasks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import AsyncIterator, Generator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import trio
+
+from ._algorithms.kex import GexBits
+from ._auth.exchange import BannerHandler
+from ._auth.host_key_check import (
+    HostKeyPolicy,
+    host_key_preferences,
+    load_known_hosts,
+    make_host_key_verifier,
+)
+from ._auth.key_sources import ClientKeys, KeySources, open_key_sources
+from ._auth.known_hosts import KnownHosts
+from ._auth.methods import AuthSettings, KbdintHandler, PasswordChangeHandler, PasswordSource
+from ._auth.userauth import AuthResult, authenticate, check_preferred_auth
+from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource
+from ._driver import HostKeyVerifier, SSHClientTransport
+from ._errors import ConnectionLost
+from ._keepalive import keep_alive
+from ._options import algorithm_preferences
+from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
+from .connection import SSHConnection
+
+__all__ = ["ConnectTimeout", "connect"]
+
+log = logging.getLogger("trissh.connection")
+
+
+class ConnectTimeout(ConnectionLost):
+    """``connect()`` did not finish within ``connect_timeout``; the message says at which step."""
+
+
+def _known_hosts(known_hosts: object, policy: HostKeyPolicy) -> KnownHosts | None:
+    # Explicit files must exist unless policy is accept-new (see load_known_hosts).
+    return load_known_hosts(known_hosts, policy, default=isinstance(known_hosts, Default))
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a nursery of ours wrapped, so the caller never sees a group."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    distinct = list({id(e): e for e in leaves}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    # Prefer the caller's own error over a cancellation caused by it.
+    real = [e for e in distinct if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        return real[0]
+    return group
+
+
+def _connect_error(options: ConnectOptions, exc: OSError) -> ConnectionLost:
+    """What ssh(1) would say: the reason of each failed attempt, not Trio's "all attempts failed"."""
+    causes = exc.__cause__.exceptions if isinstance(exc.__cause__, BaseExceptionGroup) else ()
+    # Trio words each attempt's error "Error connecting to (addr): Connection refused"; ssh(1) says only
+    # the last part, which errno gives.
+    reasons = [
+        os.strerror(cause.errno) if cause.errno else str(cause)
+        for cause in causes
+        if isinstance(cause, OSError)
+    ]
+    reason = "; ".join(dict.fromkeys(reasons)) or (os.strerror(exc.errno) if exc.errno else str(exc))
+    return ConnectionLost(f"cannot connect to {options.where}: {reason}")
+
+
+class _AwaitedConnect:
+    """What ``connect()`` returns: usable only with ``async with``; awaiting it says so."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: AbstractAsyncContextManager[SSHConnection]) -> None:
+        self._manager = manager
+
+    async def __aenter__(self) -> SSHConnection:
+        return await self._manager.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._manager.__aexit__(*exc_info)
+
+    def __await__(self) -> Generator[Any, None, NoReturn]:
+        raise TypeError(
+            "trissh.connect() is an async context manager: use 'async with trissh.connect(...) as conn:' "
+            "(the connection lives inside the block, and its tasks end when the block does)"
+        )
+        yield  # pragma: no cover  (makes this a generator)
+
+
+def connect(
+    host: str,
+    port: int = 22,
+    *,
+    username: str | None = None,
+    password: PasswordSource = None,
+    client_keys: ClientKeys = DEFAULT,
+    passphrase: PassphraseSource = None,
+    agent_path: str | os.PathLike[str] | Default | None = DEFAULT,
+    forward_agent: bool = False,
+    known_hosts: object = DEFAULT,
+    host_key_policy: HostKeyPolicy = "strict",
+    preferred_auth: Sequence[str] | str | None = None,
+    kbdint_handler: KbdintHandler | None = None,
+    password_change_handler: PasswordChangeHandler | None = None,
+    banner_handler: BannerHandler | None = None,
+    kex_algs: Sequence[str] | None = None,
+    host_key_algs: Sequence[str] | None = None,
+    ciphers: Sequence[str] | None = None,
+    macs: Sequence[str] | None = None,
+    compression: bool | Sequence[str] | None = None,
+    gex_bits: GexBits | tuple[int, int, int] | None = None,
+    rekey_bytes: int | None = None,
+    rekey_seconds: float | None = 3600.0,
+    connect_timeout: float | None = 30.0,
+    keepalive_interval: float | None = None,
+    keepalive_count_max: int = 3,
+) -> AbstractAsyncContextManager[SSHConnection]:
+    """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
+
+    Use it as ``async with trissh.connect(host) as conn:``.
+
+    Args:
+        host, port: where to connect.
+        username: default: the local user name.
+        password: a password, or an async callable returning one (asked up to
+            3 times); used by ``password`` and, without a ``kbdint_handler``,
+            to answer a single hidden ``keyboard-interactive`` prompt.
+        client_keys: private key paths, :class:`PrivateKey` objects, or
+            ``(key, certificate)`` pairs; default: ``~/.ssh/id_ed25519``,
+            ``id_ecdsa``, ``id_rsa`` where present; ``[]`` for none. Keys in
+            the agent are offered first either way (``agent_path=None`` to not).
+        passphrase: for encrypted keys: a string, or an async callable
+            ``(path) -> str``, asked only when the server accepts the key.
+        agent_path: the ssh-agent socket; default ``$SSH_AUTH_SOCK``; None: no agent.
+        forward_agent: let the server's commands use the local agent
+            (``ssh -A``); refused unless asked for.
+        known_hosts: a path, paths, or a :class:`KnownHosts`; default:
+            ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts`` (which may
+            be missing). Files named here must exist (FileNotFoundError), except
+            with ``"accept-new"``. ``None`` disables host key checking (explicit
+            and insecure). ``@cert-authority`` lines make host certificates
+            from that CA trusted (see :attr:`SSHConnection.host_certificate`).
+        host_key_policy: for a host with no known key: ``"strict"`` refuses,
+            ``"accept-new"`` appends one hashed line for it to the first
+            known_hosts file (creating it), or an async callable
+            ``(host, port, key) -> bool`` decides. A changed or revoked key, or
+            a certificate from a trusted CA that fails its checks, is always refused.
+        preferred_auth: methods in the order to try them (OpenSSH's
+            PreferredAuthentications); default ``publickey``,
+            ``keyboard-interactive``, ``password``.
+        kbdint_handler: ``async (name, instructions, prompts) -> answers`` for
+            keyboard-interactive; ``prompts`` is a list of ``(text, echo)``.
+        password_change_handler: ``async (prompt) -> new password``, when the
+            server says the password has expired; without one that is a
+            :class:`PermissionDenied`.
+        banner_handler: ``async (text) -> None``, for the server's login banner
+            (also logged at INFO on ``trissh.auth``).
+        kex_algs, host_key_algs, ciphers, macs: preference lists (most preferred
+            first); only supported names are allowed. Defaults follow OpenSSH;
+            legacy algorithms (SHA-1, CBC, ``ssh-rsa``) are used only when named.
+        compression: True to ask for zlib compression (``zlib@openssh.com``,
+            which starts after authentication, then ``zlib``), or a list of
+            names; default: none. Worth it on slow links only: it costs CPU on
+            every packet.
+        gex_bits: for Diffie-Hellman group exchange, the (minimum, preferred,
+            maximum) group size in bits; default (2048, 3072, 8192). A server
+            offering a group below the minimum is refused.
+        rekey_bytes: start a new key exchange after this many bytes either way
+            (default 1 GiB); rekey_seconds: ... after this long (default 1 hour).
+        connect_timeout: seconds for TCP connect, key exchange and authentication.
+        keepalive_interval: after this many seconds with nothing from the server,
+            send a ``keepalive@openssh.com`` request (OpenSSH's
+            ServerAliveInterval); None: never. keepalive_count_max: end the
+            connection with :class:`ConnectionLost` when this many go
+            unanswered in a row (ServerAliveCountMax, default 3).
+
+    Raises:
+        HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
+        ProtocolError, DisconnectError, KeyImportError; ValueError for settings
+        that make no sense (checked before anything is sent).
+    """
+    options = ConnectOptions(
+        host=host,
+        port=port,
+        username=username or getpass.getuser(),
+        password=password,
+        client_keys=client_keys,
+        passphrase=passphrase,
+        agent_path=agent_path,
+        forward_agent=forward_agent,
+        known_hosts=known_hosts,
+        host_key_policy=host_key_policy,
+        preferred_auth=check_preferred_auth(preferred_auth),
+        kbdint_handler=kbdint_handler,
+        password_change_handler=password_change_handler,
+        banner_handler=banner_handler,
+        algorithms=algorithm_preferences(
+            kex_algs=kex_algs,
+            host_key_algs=host_key_algs,
+            ciphers=ciphers,
+            macs=macs,
+            compression=compression,
+        ),
+        host_key_algs_given=host_key_algs is not None,
+        gex_bits=GexBits.of(gex_bits),
+        rekey_bytes=rekey_bytes,
+        rekey_seconds=rekey_seconds,
+        connect_timeout=connect_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive_count_max,
+    )
+    return _AwaitedConnect(_connected(options))
+
+
+@asynccontextmanager
+async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
+    known = _known_hosts(options.known_hosts, options.host_key_policy)
+    prefs = replace(
+        options.algorithms,
+        host_key=host_key_preferences(
+            list(options.algorithms.host_key), known, options.host, options.port, options.host_key_algs_given
+        ),
+    )
+    state = TransportState(
+        prefs, rekey_bytes=options.rekey_bytes or DEFAULT_REKEY_BYTES, gex_bits=options.gex_bits
+    )
+    verifier = make_host_key_verifier(
+        known, options.host_key_policy, options.known_hosts, options.host, options.port
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            connection = await _establish(nursery, options, state, verifier)
+            # Keep nothing alive for the connection's lifetime that it does not need.
+            del verifier, known, prefs
+            if options.keepalive_interval is not None:
+                nursery.start_soon(
+                    keep_alive,
+                    connection._transport,
+                    connection._mux,
+                    options.keepalive_interval,
+                    options.keepalive_count_max,
+                )
+            try:
+                if options.forward_agent:
+                    connection._mux.enable_agent_forwarding(nursery, options.resolved_agent_path)
+                yield connection
+            finally:
+                await connection.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        error = _unwrap(group)
+        # Hide the group, keep the error's own cause (the OSError behind a refused connection).
+        raise error from error.__cause__
+
+
+async def _establish(
+    nursery: trio.Nursery,
+    options: ConnectOptions,
+    state: TransportState,
+    verifier: HostKeyVerifier,
+) -> SSHConnection:
+    stage = "loading keys"
+    transport: SSHClientTransport | None = None
+    timeout = options.connect_timeout
+    try:
+        with trio.fail_after(timeout if timeout is not None else float("inf")):
+            # Keys first: a broken explicit key fails before anything is sent. The agent connection
+            # stays open until authentication is over (agent keys sign through it).
+            async with open_key_sources(
+                agent_path=options.agent_path, client_keys=options.client_keys, passphrase=options.passphrase
+            ) as sources:
+                stage = "TCP connect"
+                try:
+                    stream = await trio.open_tcp_stream(options.host, options.port)
+                except OSError as exc:
+                    raise _connect_error(options, exc) from exc
+                transport = SSHClientTransport(
+                    stream,
+                    state,
+                    host=options.host,
+                    port=options.port,
+                    host_key_verifier=verifier,
+                    rekey_seconds=options.rekey_seconds,
+                )
+                transport.start(nursery)
+                stage = "key exchange"
+                await transport.wait_secure()
+                stage = "authentication"
+                auth = await _authenticate(transport, options, sources)
+            return SSHConnection(transport, auth)
+    except trio.TooSlowError:
+        if transport is not None and transport.state.phase is Phase.VERSION:
+            stage = "waiting for the server's version line"
+        error = ConnectTimeout(f"timed out after {timeout} s connecting to {options.where} ({stage})")
+        if transport is not None:
+            await transport.aclose()
+        raise error from None
+    except BaseException:
+        if transport is not None:
+            with trio.CancelScope(shield=True):
+                await transport.aclose()
+        raise
+
+
+async def _authenticate(
+    transport: SSHClientTransport, options: ConnectOptions, sources: KeySources
+) -> AuthResult:
+    settings = AuthSettings(
+        username=options.username,
+        identities=sources.identities,
+        password=options.password,
+        kbdint_handler=options.kbdint_handler,
+        password_change_handler=options.password_change_handler,
+        allow_sha1="ssh-rsa" in options.algorithms.host_key,
+        no_keys_hint=sources.describe(),
+    )
+    return await authenticate(transport, settings, options.preferred_auth, options.banner_handler)
