@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from trissh import _messages as msg
-from trissh._channels.channel import INITIAL_WINDOW, MAX_PACKET, ChannelMux
+from trissh._channels.channel import INITIAL_WINDOW, MAX_PACKET
+from trissh._channels.mux import ChannelMux
 from trissh._channels.session import SessionChannel
 from trissh._errors import ChannelOpenError, ProtocolError
 from trissh._wire import boolean, byte, string, uint32

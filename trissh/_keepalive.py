@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import trio
 
-from ._channels.channel import ChannelMux
+from ._channels.mux import ChannelMux
 from ._driver import SSHClientTransport
 from ._errors import ConnectionLost
 

@@ -15,7 +15,7 @@ import trio
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._auth.userauth import AuthResult
-from ._channels.channel import ChannelMux
+from ._channels.mux import ChannelMux
 from ._channels.session import CompletedProcess, Process, SessionChannel
 from ._driver import SSHClientTransport
 from ._errors import (

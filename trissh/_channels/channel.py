@@ -1,12 +1,11 @@
-"""Channels and the connection protocol dispatcher (RFC 4254 §5, §4).
+"""One channel (RFC 4254 §5): flow control both ways, received data, requests, close state.
 
 Theory of operation
 -------------------
-:class:`ChannelMux` is the connection layer's packet handler: the transport's
-reader task calls :meth:`ChannelMux.handle_packet` synchronously for every
-packet after authentication. It never awaits, so a slow consumer can never
-stall the reader (and with it a key exchange); what bounds memory instead is
-flow control:
+A :class:`Channel` is fed by the connection layer's dispatcher
+(:class:`~trissh._channels.mux.ChannelMux`), in the transport's reader task,
+synchronously: it never awaits, so a slow consumer can never stall the reader
+(and with it a key exchange). What bounds memory instead is flow control:
 
 * **Receiving.** We grant the server a window (:data:`INITIAL_WINDOW` bytes).
   Data beyond the window, or in packets larger than we allowed, is a protocol
@@ -18,50 +17,34 @@ flow control:
   WINDOW_ADJUST when it is exhausted.
 
 A channel is alive until both sides have sent CLOSE (RFC 4254 §5.3); only then
-is its number freed.
-
-The server may open channels too (RFC 4254 §5.1). We accept one kind, and only
-when the caller asked for it: ``auth-agent@openssh.com`` (OpenSSH PROTOCOL
-§2.2) once :meth:`ChannelMux.enable_agent_forwarding` was called. Such a
-channel is a :class:`ServerOpenedChannel`: the reader task creates it and
-starts its relay task in the connection's nursery, which confirms or refuses
-the open once it knows whether the local agent answers. Every other open is
-refused with ADMINISTRATIVELY_PROHIBITED, and agent channels beyond
-:data:`MAX_AGENT_CHANNELS` with RESOURCE_SHORTAGE.
-
-If the connection dies, every channel is failed with the connection's error:
-reads raise it after the buffered data is consumed, never an end-of-file.
+is its number freed. If the connection dies, every channel is failed with the
+connection's error: reads raise it after the buffered data is consumed, never
+an end-of-file.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import struct
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from .. import _messages as msg
-from .._auth.agent_forward import AGENT_CHANNEL_TYPE, relay_agent_channel
-from .._driver import SSHClientTransport
-from .._errors import AgentError, ChannelOpenError, ChannelOpenFailureReason, ProtocolError, SSHError
+from .._errors import ChannelOpenError, ChannelOpenFailureReason, ProtocolError, SSHError
 from .._wire import Reader, boolean, byte, string, uint32
 
-#: Called with (success, the reply's data) when a global request's reply arrives.
-GlobalReplyHandler = Callable[[bool, bytes], None]
-
 __all__ = [
+    "EXTENDED_DATA_STDERR",
     "INITIAL_WINDOW",
-    "MAX_AGENT_CHANNELS",
     "MAX_PACKET",
     "Channel",
-    "ChannelMux",
     "ServerOpenedChannel",
 ]
+
+if TYPE_CHECKING:
+    from .mux import ChannelMux
 
 log = logging.getLogger("trissh.channel")
 
@@ -74,13 +57,8 @@ MAX_PACKET: Final = 32 * 1024
 MAX_READ: Final = 256 * 1024
 #: The largest data packet we send, whatever the server allows.
 MAX_SEND_PACKET: Final = 32 * 1024
-#: The most forwarded agent connections open at once. Each holds a local
-#: socket and up to a window of data; real use needs one or two at a time, so
-#: a server opening more is refused rather than allowed to pile them up.
-MAX_AGENT_CHANNELS: Final = 64
 
-_U32: Final = struct.Struct(">I")
-_DATA_HEADER: Final = struct.Struct(">BII")
+DATA_HEADER: Final = struct.Struct(">BII")
 _EXT_DATA_HEADER: Final = struct.Struct(">BIII")
 
 EXTENDED_DATA_STDERR: Final = 1
@@ -341,7 +319,7 @@ class Channel:
         if stream:
             pack_ext = _EXT_DATA_HEADER.pack
             return [pack_ext(msg.CHANNEL_EXTENDED_DATA, self.remote_id, stream, n) for n in sizes]
-        pack = _DATA_HEADER.pack
+        pack = DATA_HEADER.pack
         return [pack(msg.CHANNEL_DATA, self.remote_id, n) for n in sizes]
 
     async def wait_send_window(self) -> None:
@@ -417,226 +395,3 @@ class ServerOpenedChannel(Channel):
         self.opened.set()
         self.close_received.set()
         self.mux.refuse_open(self.remote_id, reason, description)
-
-
-@dataclass(frozen=True, slots=True)
-class _AgentForwarding:
-    """Where forwarded agent channels go, and the nursery their relay tasks run in."""
-
-    nursery: trio.Nursery
-    path: str
-
-
-class ChannelMux:
-    """The connection protocol: channel table, dispatch, global requests."""
-
-    def __init__(self, transport: SSHClientTransport) -> None:
-        self.transport = transport
-        self.channels: dict[int, Channel] = {}
-        self._next_id = 0
-        # What to do with each awaited global request reply, in request order
-        # (RFC 4254 §4: replies come in the order of the requests); made on first use.
-        self._global_replies: deque[GlobalReplyHandler] | None = None
-        self._agent_forwarding: _AgentForwarding | None = None
-        transport.set_packet_handler(self.handle_packet)
-        transport.add_close_callback(self._connection_lost)
-
-    def _allocate_id(self) -> int:
-        while self._next_id in self.channels:
-            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        local_id = self._next_id
-        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        return local_id
-
-    def add(self, factory: type[Channel], kind: str) -> Channel:
-        channel = factory(self, self._allocate_id(), kind)
-        self.channels[channel.local_id] = channel
-        return channel
-
-    def enable_agent_forwarding(
-        self, nursery: trio.Nursery, agent_path: str | os.PathLike[str] | None
-    ) -> None:
-        """Accept the server's ``auth-agent@openssh.com`` channels from now on (OpenSSH PROTOCOL §2.2).
-
-        Each is connected to the agent socket ``agent_path`` and relayed by a
-        task in ``nursery``, which must be the connection's: relays end when
-        it does. The server opens such channels only for sessions that sent
-        ``auth-agent-req`` (:meth:`Process.start` with ``forward_agent=True``).
-
-        Args:
-            agent_path: the local agent's socket, already resolved
-                (:func:`trissh._auth.agent.default_agent_path` gives ``$SSH_AUTH_SOCK``);
-                None means there is no agent.
-
-        Raises:
-            AgentError: ``agent_path`` is None.
-        """
-        if agent_path is None:
-            raise AgentError(
-                "agent forwarding needs an ssh-agent, and there is none: $SSH_AUTH_SOCK is not set "
-                "(or agent_path=None was given)"
-            )
-        self._agent_forwarding = _AgentForwarding(nursery, os.fspath(agent_path))
-
-    @property
-    def agent_forwarding(self) -> bool:
-        """Whether :meth:`enable_agent_forwarding` was called."""
-        return self._agent_forwarding is not None
-
-    def refuse_open(self, sender: int, reason: ChannelOpenFailureReason, description: str) -> None:
-        self.transport.send_packet_nowait(
-            byte(msg.CHANNEL_OPEN_FAILURE)
-            + uint32(sender)
-            + uint32(reason)
-            + string(description)
-            + string("")
-        )
-
-    def _handle_open(self, reader: Reader) -> None:
-        """CHANNEL_OPEN from the server (RFC 4254 §5.1): an agent channel if asked for, else refused."""
-        kind_name = reader.ascii()
-        sender = reader.uint32()
-        window = reader.uint32()
-        max_packet = reader.uint32()
-        forwarding = self._agent_forwarding
-        if kind_name == AGENT_CHANNEL_TYPE and forwarding is not None:
-            reader.check_end()
-            if max_packet < 1:
-                raise ProtocolError(f"CHANNEL_OPEN {kind_name!r}: the server's maximum packet size is 0")
-            if sum(isinstance(c, ServerOpenedChannel) for c in self.channels.values()) >= MAX_AGENT_CHANNELS:
-                log.warning(
-                    "refusing agent channel: %d forwarded agent connections are open", MAX_AGENT_CHANNELS
-                )
-                reason = ChannelOpenFailureReason.RESOURCE_SHORTAGE
-                self.refuse_open(sender, reason, "too many forwarded agent connections")
-                return
-            channel = self.add(ServerOpenedChannel, kind_name)
-            assert isinstance(channel, ServerOpenedChannel)
-            channel.set_remote(sender, window, max_packet)
-            forwarding.nursery.start_soon(relay_agent_channel, channel, forwarding.path)
-            return
-        if kind_name == AGENT_CHANNEL_TYPE:
-            description = "agent forwarding was not requested"
-        else:
-            description = f"trissh accepts no {kind_name[:64]!r} channels from the server"
-        log.debug("refusing channel open %r from the server", kind_name)
-        self.refuse_open(sender, ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, description)
-
-    def send_global_request_nowait(
-        self, name: str, data: bytes = b"", on_reply: GlobalReplyHandler | None = None
-    ) -> None:
-        """Send a GLOBAL_REQUEST; with ``on_reply``, ask for a reply and call it with
-        ``(success, reply data)`` when it comes (in the reader task)."""
-        want_reply = on_reply is not None
-        if on_reply is not None:
-            if self._global_replies is None:
-                self._global_replies = deque()
-            self._global_replies.append(on_reply)
-        self.transport.send_packet_nowait(
-            byte(msg.GLOBAL_REQUEST) + string(name) + boolean(want_reply) + data
-        )
-
-    def _connection_lost(self, error: SSHError) -> None:
-        for channel in list(self.channels.values()):
-            channel.fail(error)
-
-    @staticmethod
-    def _check_awaiting_open(channel: Channel, what: str) -> None:
-        """An open reply must answer an open of ours that is still unanswered."""
-        if isinstance(channel, ServerOpenedChannel):
-            raise ProtocolError(f"{what} for channel {channel.local_id}, which the server opened itself")
-        if channel.opened.is_set():
-            raise ProtocolError(f"{what} for channel {channel.local_id}, which is already open")
-
-    def _channel(self, reader: Reader, what: str) -> Channel:
-        local_id = reader.uint32()
-        channel = self.channels.get(local_id)
-        if channel is None:
-            raise ProtocolError(f"{what} for unknown channel {local_id}")
-        return channel
-
-    def handle_packet(self, seq: int, payload: bytes | memoryview) -> None:
-        kind = payload[0]
-        if kind == msg.CHANNEL_DATA:
-            # The hot path: decode the fixed header directly.
-            if len(payload) < 9:
-                raise ProtocolError(f"CHANNEL_DATA of {len(payload)} bytes is truncated")
-            local_id, size = _DATA_HEADER.unpack_from(payload)[1:]
-            if 9 + size != len(payload):
-                raise ProtocolError(
-                    f"CHANNEL_DATA: data length {size} does not match the packet ({len(payload) - 9} bytes)"
-                )
-            channel = self.channels.get(local_id)
-            if channel is None:
-                raise ProtocolError(f"CHANNEL_DATA for unknown channel {local_id}")
-            channel.handle_data(0, payload[9:])
-            return
-        if kind == msg.CHANNEL_WINDOW_ADJUST and len(payload) == 9:
-            # The other hot message: sshd grants window in 64 KiB steps during an upload.
-            local_id, increment = _DATA_HEADER.unpack_from(payload)[1:]
-            channel = self.channels.get(local_id)
-            if channel is None:
-                raise ProtocolError(f"CHANNEL_WINDOW_ADJUST for unknown channel {local_id}")
-            channel.grow_send_window(increment)
-            return
-        name = msg.message_name(kind)
-        reader = Reader(payload, name)
-        reader.byte()
-        if kind == msg.CHANNEL_EXTENDED_DATA:
-            channel = self._channel(reader, name)
-            stream = reader.uint32()
-            data = reader.string()
-            reader.check_end()
-            # Only stderr is defined (RFC 4254 §5.2); other types are counted and dropped.
-            channel.handle_data(stream if stream == EXTENDED_DATA_STDERR else -1, data)
-        elif kind == msg.CHANNEL_WINDOW_ADJUST:
-            self._channel(reader, name).handle_window_adjust(reader)
-            reader.check_end()
-        elif kind == msg.CHANNEL_EOF:
-            channel = self._channel(reader, name)
-            reader.check_end()
-            channel.handle_eof()
-        elif kind == msg.CHANNEL_CLOSE:
-            channel = self._channel(reader, name)
-            reader.check_end()
-            channel.handle_close()  # answers with our CLOSE if we had not sent it
-            del self.channels[channel.local_id]
-        elif kind == msg.CHANNEL_REQUEST:
-            channel = self._channel(reader, name)
-            request = reader.ascii()
-            want_reply = reader.boolean()
-            ok = channel.handle_request(request, want_reply, reader)
-            if want_reply and not channel.close_sent:
-                reply = msg.CHANNEL_SUCCESS if ok else msg.CHANNEL_FAILURE
-                self.transport.send_packet_nowait(byte(reply) + uint32(channel.remote_id))
-        elif kind in (msg.CHANNEL_SUCCESS, msg.CHANNEL_FAILURE):
-            channel = self._channel(reader, name)
-            reader.check_end()
-            channel.handle_reply(kind == msg.CHANNEL_SUCCESS)
-        elif kind == msg.CHANNEL_OPEN_CONFIRMATION:
-            channel = self._channel(reader, name)
-            self._check_awaiting_open(channel, name)
-            channel.handle_open_confirmation(reader)
-            # Trailing channel-type-specific data is allowed (RFC 4254 §5.1).
-        elif kind == msg.CHANNEL_OPEN_FAILURE:
-            channel = self._channel(reader, name)
-            self._check_awaiting_open(channel, name)
-            channel.handle_open_failure(reader)
-            del self.channels[channel.local_id]
-        elif kind == msg.GLOBAL_REQUEST:
-            request = reader.ascii()
-            want_reply = reader.boolean()
-            log.debug("refusing global request %r", request)
-            if want_reply:
-                self.transport.send_packet_nowait(byte(msg.REQUEST_FAILURE))
-        elif kind == msg.CHANNEL_OPEN:
-            self._handle_open(reader)
-        elif kind in (msg.REQUEST_SUCCESS, msg.REQUEST_FAILURE):
-            if not self._global_replies:
-                raise ProtocolError(f"{name} received, but no global request of ours awaits a reply")
-            self._global_replies.popleft()(kind == msg.REQUEST_SUCCESS, bytes(payload[1:]))
-        elif kind in range(50, 80):
-            raise ProtocolError(f"{name} received after authentication succeeded")
-        else:
-            log.debug("unknown %s; replying UNIMPLEMENTED", name)
-            self.transport.send_packet_nowait(byte(msg.UNIMPLEMENTED) + uint32(seq))
