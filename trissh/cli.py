@@ -55,7 +55,7 @@ async def _pump_stdin(process: Process) -> None:
             while chunk := await stdin.receive_some():
                 await process.stdin.send_all(chunk)
             await process.stdin.send_eof()
-        except trio.ClosedResourceError:
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the command ended without reading everything, as with ssh(1)
 
 

@@ -7,6 +7,7 @@ short front-ends over the channel layer (:mod:`trissh._channels`).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -15,8 +16,11 @@ import trio
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._auth.userauth import AuthResult
+from ._channels.direct import open_tcp_stream, open_unix_stream
 from ._channels.mux import ChannelMux
+from ._channels.open import channel_opened
 from ._channels.session import CompletedProcess, Process, SessionChannel
+from ._channels.streams import ChannelStream
 from ._driver import SSHClientTransport
 from ._errors import (
     ProcessError,
@@ -115,7 +119,7 @@ class SSHConnection:
                 if input:
                     await process.stdin.send_all(input)
                 await process.stdin.send_eof()
-            except trio.ClosedResourceError:
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
                 pass  # the command ended without reading all its input; as with ssh(1)
             returncode = await process.wait()
             result = CompletedProcess(
@@ -140,13 +144,8 @@ class SSHConnection:
 
         Leaving the block closes the channel if the command is still running.
         """
-        if self._transport.error is not None:
-            raise self._transport.error
-        channel = self._mux.add(SessionChannel, "session")
-        assert isinstance(channel, SessionChannel)
-        process = Process(channel, subsystem if subsystem is not None else command)
-        try:
-            await self._transport.send_packet(channel.open_payload())
+        async with channel_opened(self._mux, "session", factory=SessionChannel) as channel:
+            process = Process(channel, subsystem if subsystem is not None else command)
             await process.start(
                 subsystem=subsystem is not None,
                 env=env,
@@ -155,18 +154,25 @@ class SSHConnection:
                 forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
             )
             yield process
-        finally:
-            self._abandon(channel)
 
-    def _abandon(self, channel: SessionChannel) -> None:
-        """Close a channel we are done with, without waiting (safe under cancellation)."""
-        if channel.is_closed or channel.close_sent or self._transport.error is not None:
-            return
-        if not channel.opened.is_set():
-            # Not yet confirmed: CLOSE it as soon as the confirmation comes.
-            channel.close_on_open = True
-            return
-        channel.send_close_nowait()
+    async def open_tcp_stream(self, host: str, port: int) -> ChannelStream:
+        """A Trio stream to ``host:port``, connected to by the server (``direct-tcpip``, like ``ssh -W``).
+
+        The stream is a :class:`trio.abc.HalfCloseableStream`: ``send_eof()``
+        half-closes, ``aclose()`` closes the channel.
+
+        Raises:
+            ChannelOpenError: the server refused or could not connect (its reason code and text).
+        """
+        return await open_tcp_stream(self._mux, host, port)
+
+    async def open_unix_stream(self, path: str | os.PathLike[str]) -> ChannelStream:
+        """A Trio stream to the unix socket ``path`` on the server (``direct-streamlocal@openssh.com``).
+
+        Raises:
+            ChannelOpenError: the server refused (sshd: ``AllowStreamLocalForwarding``) or could not connect.
+        """
+        return await open_unix_stream(self._mux, path)
 
     async def rekey(self) -> None:
         """Start a new key exchange now and wait for it to complete."""

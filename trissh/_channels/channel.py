@@ -102,6 +102,7 @@ class Channel:
         self._send_lock = trio.Lock()
         #: The caller gave up before the server confirmed the open: close on confirmation.
         self.close_on_open = False
+        self._closed_locally = False
 
     # --- life ------------------------------------------------------------------------
 
@@ -227,6 +228,7 @@ class Channel:
             self._consumed >= INITIAL_WINDOW // 2
             and not self.close_received.is_set()
             and not self.eof_received
+            and not self.close_sent
         ):
             increment, self._consumed = self._consumed, 0
             self.receive_window += increment
@@ -240,7 +242,7 @@ class Channel:
         Several received packets are joined into one chunk: a consumer pays
         one trip through the event loop per read, not per packet.
         """
-        buffer = self.buffers[stream]
+        buffer = self.buffers.get(stream)
         if not buffer:
             return None
         limit = MAX_READ if max_bytes is None else max_bytes
@@ -274,11 +276,14 @@ class Channel:
 
     # --- sending ---------------------------------------------------------------------
 
-    def _check_sendable(self) -> None:
+    def check_sendable(self) -> None:
+        """Raise what a send must raise now: the connection's error, or a stream error if closed."""
         if self.error is not None:
             raise self.error
-        if self.close_received.is_set() or self.close_sent:
+        if self._closed_locally:
             raise trio.ClosedResourceError(f"channel {self.local_id} is closed")
+        if self.close_received.is_set() or self.close_sent:  # the server closed it (we only answered)
+            raise trio.BrokenResourceError(f"channel {self.local_id} was closed by the server")
         if self.eof_sent:
             raise trio.ClosedResourceError(f"channel {self.local_id}: EOF already sent")
 
@@ -296,7 +301,7 @@ class Channel:
         transport = self.transport
         async with self._send_lock:
             while view:
-                self._check_sendable()
+                self.check_sendable()
                 if self.send_window <= 0:
                     await self._window_waiters.park()
                     continue
@@ -324,7 +329,7 @@ class Channel:
 
     async def wait_send_window(self) -> None:
         while self.send_window <= 0:
-            self._check_sendable()
+            self.check_sendable()
             await self._window_waiters.park()
 
     async def send_eof(self) -> None:
@@ -353,6 +358,38 @@ class Channel:
                 return False
             await self._reply_arrived.park()
         return slot[0]
+
+    @property
+    def closed_locally(self) -> bool:
+        """Whether our side closed the channel (:meth:`close_locally`), rather than the server."""
+        return self._closed_locally
+
+    def close_locally(self) -> None:
+        """Close the channel from our side without waiting, waking every task blocked on it.
+
+        Safe in cleanup and under cancellation: an unconfirmed channel is closed
+        as soon as its confirmation comes; nothing is sent on a dead connection.
+        """
+        self._closed_locally = True
+        if not self.is_closed and not self.close_sent and self.transport.error is None:
+            if self.opened.is_set():
+                self.send_close_nowait()
+            else:
+                self.close_on_open = True
+        # Received data is no longer anybody's: drop it, and what arrives until the server's CLOSE.
+        for stream in list(self.buffers):
+            self.discard(stream)
+        self._window_waiters.unpark_all()
+        self._data_arrived.unpark_all()
+
+    def discard(self, stream: int) -> None:
+        """Stop keeping ``stream``'s data: what is buffered goes (its window is granted back), and so
+        does what arrives later."""
+        buffer = self.buffers.pop(stream, None)
+        if buffer is not None:
+            self.consumed(self.buffered[stream])
+            self.buffered[stream] = 0
+            buffer.clear()
 
     def send_close_nowait(self) -> None:
         """Send CLOSE without waiting (safe in cleanup, even under cancellation)."""

@@ -11,14 +11,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import final
-
-import trio
 
 from .._auth.agent_forward import AGENT_REQUEST
 from .._errors import ChannelOpenError, ChannelOpenFailureReason
 from .._wire import Reader, string, uint32
 from .channel import EXTENDED_DATA_STDERR, Channel
+from .streams import ChannelReceiveStream, ChannelSendStream
 
 __all__ = ["CompletedProcess", "Process", "ProcessReader", "ProcessWriter", "SessionChannel"]
 
@@ -72,90 +70,9 @@ class CompletedProcess:
     exit_signal: str | None = None
 
 
-@final
-class ProcessWriter(trio.abc.SendStream):
-    """A process's standard input."""
-
-    def __init__(self, channel: Channel) -> None:
-        self._channel = channel
-        self._sending = False
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this stream")
-        self._sending = True
-        try:
-            if self._channel.error is not None:
-                raise self._channel.error
-            if not data:
-                # An empty write still checks the stream is usable and is a checkpoint.
-                self._channel._check_sendable()
-                await trio.lowlevel.checkpoint()
-                return
-            await self._channel.send_data(data)
-        finally:
-            self._sending = False
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._channel.wait_send_window()
-        await trio.lowlevel.checkpoint()
-
-    async def send_eof(self) -> None:
-        """Close standard input: the command reads end-of-file."""
-        if self._channel.error is not None:
-            raise self._channel.error
-        await self._channel.send_eof()
-
-    async def aclose(self) -> None:
-        if self._channel.error is None:
-            await self._channel.send_eof()
-        else:
-            await trio.lowlevel.checkpoint()
-
-
-@final
-class ProcessReader(trio.abc.ReceiveStream):
-    """A process's standard output or standard error."""
-
-    def __init__(self, channel: Channel, stream: int) -> None:
-        self._channel = channel
-        self._stream = stream
-        self._closed = False
-        self._receiving = False
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._closed:
-            raise trio.ClosedResourceError("the stream is closed")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be at least 1")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is already receiving on this stream")
-        self._receiving = True
-        try:
-            channel = self._channel
-            while True:
-                chunk = channel.take(self._stream, max_bytes)
-                if chunk is not None:
-                    await trio.lowlevel.checkpoint()
-                    return chunk
-                if channel.error is not None:
-                    raise channel.error
-                if channel.eof_received:
-                    await trio.lowlevel.checkpoint()
-                    return b""
-                await channel.wait_data()
-        finally:
-            self._receiving = False
-
-    async def aclose(self) -> None:
-        """Stop reading: what is buffered, and what arrives later, is discarded."""
-        if not self._closed:
-            self._closed = True
-            channel = self._channel
-            channel.consumed(channel.buffered[self._stream])
-            channel.take_all(self._stream)
-            del channel.buffers[self._stream]  # further data on this stream is dropped
-        await trio.lowlevel.checkpoint()
+#: The names these streams had before they served every channel kind.
+ProcessWriter = ChannelSendStream
+ProcessReader = ChannelReceiveStream
 
 
 class Process:
@@ -163,15 +80,15 @@ class Process:
 
     Attributes:
         command: the command line (or subsystem name).
-        stdin: :class:`ProcessWriter`; stdout, stderr: :class:`ProcessReader`.
+        stdin: a :class:`ChannelSendStream`; stdout, stderr: :class:`ChannelReceiveStream`.
     """
 
     def __init__(self, channel: SessionChannel, command: str) -> None:
         self.channel = channel
         self.command = command
-        self.stdin = ProcessWriter(channel)
-        self.stdout = ProcessReader(channel, 0)
-        self.stderr = ProcessReader(channel, EXTENDED_DATA_STDERR)
+        self.stdin = ChannelSendStream(channel)
+        self.stdout = ChannelReceiveStream(channel, 0)
+        self.stderr = ChannelReceiveStream(channel, EXTENDED_DATA_STDERR)
 
     @property
     def returncode(self) -> int | None:
