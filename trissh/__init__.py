@@ -25,7 +25,8 @@ from ._auth.keys import (
     read_public_key,
 )
 from ._auth.known_hosts import HostKeyStatus, KnownHosts
-from ._channels.session import CompletedProcess, Process
+from ._channels.process_io import DEVNULL, PIPE, STDOUT, Redirect
+from ._channels.session import CompletedProcess, ExitSignal, Process
 from ._connect import ConnectTimeout, connect
 from ._driver import SSHClientTransport
 from ._errors import (
@@ -55,15 +56,18 @@ __all__ = [
     "CompletedProcess",
     "ConnectTimeout",
     "ConnectionLost",
+    "DEVNULL",
     "DirectionAlgorithms",
     "DisconnectError",
     "DisconnectReason",
+    "ExitSignal",
     "GexBits",
     "HostKeyNotVerifiable",
     "HostKeyStatus",
     "KeyImportError",
     "KnownHosts",
     "Negotiated",
+    "PIPE",
     "PassphraseRequired",
     "PermissionDenied",
     "PrivateKey",
@@ -71,10 +75,12 @@ __all__ = [
     "ProcessError",
     "ProtocolError",
     "PublicKey",
+    "Redirect",
     "SSHAgentClient",
     "SSHClientTransport",
     "SSHConnection",
     "SSHError",
+    "STDOUT",
     "__version__",
     "connect",
     "import_private_key",

@@ -36,7 +36,8 @@ from ._auth.methods import AuthSettings, KbdintHandler, PasswordChangeHandler, P
 from ._auth.userauth import AuthResult, authenticate, check_preferred_auth
 from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource
 from ._driver import HostKeyVerifier, SSHClientTransport
-from ._errors import ConnectionLost
+from ._errors import ChannelOpenError, ConnectionLost, DisconnectError, ProtocolError
+from ._jump import jump_chain, parse_proxy_jump
 from ._keepalive import keep_alive
 from ._options import algorithm_preferences
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
@@ -141,6 +142,8 @@ def connect(
     connect_timeout: float | None = 30.0,
     keepalive_interval: float | None = None,
     keepalive_count_max: int = 3,
+    tunnel: SSHConnection | None = None,
+    proxy_jump: str | None = None,
 ) -> AbstractAsyncContextManager[SSHConnection]:
     """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
 
@@ -200,12 +203,30 @@ def connect(
             ServerAliveInterval); None: never. keepalive_count_max: end the
             connection with :class:`ConnectionLost` when this many go
             unanswered in a row (ServerAliveCountMax, default 3).
+        tunnel: an open :class:`SSHConnection` to reach ``host:port`` through:
+            the new connection runs over its ``direct-tcpip`` channel
+            (:meth:`SSHConnection.open_tcp_stream`) instead of TCP. The host
+            key is checked as usual, under ``host`` and ``port``. Leaving the
+            block closes the channel, not ``tunnel``.
+        proxy_jump: jump hosts, as OpenSSH's ``ProxyJump`` / ``ssh -J``:
+            ``"user@jump1:22,jump2"`` (also ``ssh://user@host:port``; ``"none"``:
+            no jump). Each hop is connected through the previous one and closed
+            in reverse order when the block ends. Jump hosts use their own
+            ``user@`` or the local user name (not ``username``), and the same
+            keys, agent, known_hosts and policy; ``password`` and
+            ``forward_agent`` are for the destination only. An error while
+            connecting a hop says which (``"at jump host jump1:22 (hop 1 of
+            2): ..."``) and has it in its ``hop`` attribute (``"jump1:22"``).
 
     Raises:
         HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
-        ProtocolError, DisconnectError, KeyImportError; ValueError for settings
-        that make no sense (checked before anything is sent).
+        ProtocolError, DisconnectError, KeyImportError, ChannelOpenError (the
+        tunnel's server refused to connect to ``host:port``); ValueError for
+        settings that make no sense (checked before anything is sent), such as
+        ``tunnel`` with ``proxy_jump``.
     """
+    if tunnel is not None and not isinstance(tunnel, SSHConnection):
+        raise TypeError(f"tunnel must be an SSHConnection, got {type(tunnel).__name__}")
     options = ConnectOptions(
         host=host,
         port=port,
@@ -235,7 +256,11 @@ def connect(
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,
         keepalive_count_max=keepalive_count_max,
+        tunnel=tunnel,
+        proxy_jump=parse_proxy_jump(proxy_jump),
     )
+    if options.proxy_jump:
+        return _AwaitedConnect(jump_chain(options, _connected))
     return _AwaitedConnect(_connected(options))
 
 
@@ -296,11 +321,8 @@ async def _establish(
             async with open_key_sources(
                 agent_path=options.agent_path, client_keys=options.client_keys, passphrase=options.passphrase
             ) as sources:
-                stage = "TCP connect"
-                try:
-                    stream = await trio.open_tcp_stream(options.host, options.port)
-                except OSError as exc:
-                    raise _connect_error(options, exc) from exc
+                stage = "TCP connect" if options.tunnel is None else "opening the tunnel"
+                stream = await _open_stream(options)
                 transport = SSHClientTransport(
                     stream,
                     state,
@@ -327,6 +349,28 @@ async def _establish(
             with trio.CancelScope(shield=True):
                 await transport.aclose()
         raise
+
+
+async def _open_stream(options: ConnectOptions) -> trio.abc.Stream:
+    """The byte stream the transport runs over: TCP, or a ``direct-tcpip`` channel of ``options.tunnel``."""
+    tunnel = options.tunnel
+    if tunnel is None:
+        try:
+            return await trio.open_tcp_stream(options.host, options.port)
+        except OSError as exc:
+            raise _connect_error(options, exc) from exc
+    via = f"{tunnel.transport.host}:{tunnel.transport.port}"
+    try:
+        return await tunnel.open_tcp_stream(options.host, options.port)
+    except ChannelOpenError as exc:
+        raise ChannelOpenError(
+            exc.code, f"{via} could not connect to {options.where} for us (tunnel): {exc.reason}"
+        ) from exc
+    except (ConnectionLost, ProtocolError, DisconnectError) as exc:
+        # A new error: the tunnel's own (stored on its transport) must stay as it was.
+        raise ConnectionLost(
+            f"cannot connect to {options.where} via the tunnel through {via}: {exc}"
+        ) from exc
 
 
 async def _authenticate(

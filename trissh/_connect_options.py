@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._algorithms.kex import GexBits
 from ._auth.agent import default_agent_path
@@ -14,6 +14,10 @@ from ._auth.key_sources import DEFAULT_KEYS, ClientKeys, Default
 from ._auth.key_sources import PassphraseSource as PassphraseSource
 from ._auth.methods import DEFAULT_PREFERRED_AUTH, KbdintHandler, PasswordChangeHandler, PasswordSource
 from ._transport.negotiate import AlgorithmPreferences
+
+if TYPE_CHECKING:
+    from ._jump import JumpHost
+    from .connection import SSHConnection
 
 __all__ = ["DEFAULT", "ConnectOptions", "Default", "PassphraseSource"]
 
@@ -52,8 +56,16 @@ class ConnectOptions:
     connect_timeout: float | None = 30.0
     keepalive_interval: float | None = None
     keepalive_count_max: int = 3
+    #: Run over a ``direct-tcpip`` channel of this connection instead of TCP (``connect(tunnel=...)``).
+    tunnel: SSHConnection | None = None
+    #: Jump hosts to go through, first hop first (``connect(proxy_jump=...)``, parsed).
+    proxy_jump: tuple[JumpHost, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.tunnel is not None and self.proxy_jump:
+            raise ValueError(
+                "give tunnel= or proxy_jump=, not both: a chain of jump hosts makes its own tunnels"
+            )
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ValueError(f"port must be 1..65535, got {self.port!r}")
         if self.keepalive_interval is not None and not self.keepalive_interval > 0:

@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-
-import trio
 
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._auth.userauth import AuthResult
 from ._channels.direct import open_tcp_stream, open_unix_stream
+from ._channels.launch import command_line, open_session, run_session
 from ._channels.mux import ChannelMux
-from ._channels.open import channel_opened
-from ._channels.session import CompletedProcess, Process, SessionChannel
+from ._channels.process_io import PIPE, OutputTarget
+from ._channels.session import CompletedProcess, Process
 from ._channels.streams import ChannelStream
 from ._driver import SSHClientTransport
-from ._errors import (
-    ProcessError,
-)
 from ._transport.negotiate import Negotiated
 
 __all__ = ["SSHConnection"]
@@ -69,6 +65,16 @@ class SSHConnection:
         return self._transport.server_version or ""
 
     @property
+    def server_host_keys(self) -> tuple[PublicKey, ...]:
+        """All the host keys the server says it has (``hostkeys-00@openssh.com``, OpenSSH PROTOCOL §2.5).
+
+        Empty until the server sends them (sshd does right after authentication) or if it never does.
+        These are the server's **unverified claims**: it has not proved it holds them, and trissh
+        neither trusts them nor writes them to known_hosts. Malformed or unsupported keys are left out.
+        """
+        return self._mux.server_host_keys
+
+    @property
     def negotiated(self) -> Negotiated:
         negotiated = self._transport.negotiated
         assert negotiated is not None
@@ -85,74 +91,125 @@ class SSHConnection:
 
     async def run(
         self,
-        command: str,
+        command: str | Sequence[str],
         *,
         check: bool = False,
         input: bytes | bytearray | memoryview = b"",
         env: Mapping[str, str] | None = None,
         term_type: str | None = None,
         term_size: tuple[int, ...] | None = None,
+        term_modes: Mapping[str | int, int] | None = None,
+        stdout: OutputTarget = PIPE,
+        stderr: OutputTarget = PIPE,
         forward_agent: bool | None = None,
     ) -> CompletedProcess:
         """Run ``command`` to completion and return its output and exit status.
 
         Args:
+            command: a command line, or a sequence of arguments (joined with
+                :func:`shlex.join`, so spaces and quotes arrive intact).
             check: raise :class:`ProcessError` if it exits non-zero or by a signal.
             input: bytes for its standard input, which is then closed.
             env: environment variables to ask for (the server may ignore them:
                 sshd accepts only those its ``AcceptEnv`` lists).
-            term_type, term_size: allocate a pseudo-terminal.
+            term_type, term_size, term_modes: allocate a pseudo-terminal
+                (``term_modes``: RFC 4254 §8 modes by name or opcode, e.g. ``{"ECHO": 0}``).
+            stdout, stderr: :data:`trissh.PIPE` (collect, the default),
+                :data:`trissh.DEVNULL`, :data:`trissh.STDOUT` (stderr only:
+                merged into stdout), or a Trio ``SendStream``/async file to copy into.
             forward_agent: forward the local agent to this command; default:
                 when ``connect(forward_agent=True)``.
 
+        If cancelled, the command is sent ``TERM`` and its channel closed (see docs/processes.md).
+
         Raises:
             ProcessError: with ``check=True``, for a failed command.
+            ValueError, TypeError: a bad command, target or terminal argument.
             ConnectionLost, ProtocolError, DisconnectError: the connection broke
                 before the command finished; its partial output is not returned.
         """
-        async with self.open_process(
-            command, env=env, term_type=term_type, term_size=term_size, forward_agent=forward_agent
-        ) as process:
-            channel = process.channel
-            channel.collect = True  # we keep all output, so grant window as it arrives
-            try:
-                if input:
-                    await process.stdin.send_all(input)
-                await process.stdin.send_eof()
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                pass  # the command ended without reading all its input; as with ssh(1)
-            returncode = await process.wait()
-            result = CompletedProcess(
-                command, returncode, channel.take_all(0), channel.take_all(1), channel.exit_signal
-            )
-        if check and (returncode != 0):
-            raise ProcessError(command, returncode, result.stdout, result.stderr, result.exit_signal)
-        return result
+        return await run_session(
+            self._mux,
+            command,
+            check=check,
+            input=input,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            term_type=term_type,
+            term_size=term_size,
+            term_modes=term_modes,
+            forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
+        )
 
     @asynccontextmanager
     async def open_process(
         self,
-        command: str,
+        command: str | Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
         term_type: str | None = None,
         term_size: tuple[int, ...] | None = None,
+        term_modes: Mapping[str | int, int] | None = None,
         subsystem: str | None = None,
+        stdout: OutputTarget = PIPE,
+        stderr: OutputTarget = PIPE,
         forward_agent: bool | None = None,
     ) -> AsyncIterator[Process]:
         """Start ``command`` (or ``subsystem``) and yield a :class:`Process` with Trio streams.
 
-        Leaving the block closes the channel if the command is still running.
+        ``stdout``/``stderr``: :data:`trissh.PIPE` (read ``process.stdout`` /
+        ``.stderr``), :data:`trissh.DEVNULL`, :data:`trissh.STDOUT` (stderr
+        only), or a stream/async file that trissh copies into while the block runs.
+
+        Leaving the block while the command still runs (cancellation included)
+        sends it ``TERM`` and closes the channel.
         """
-        async with channel_opened(self._mux, "session", factory=SessionChannel) as channel:
-            process = Process(channel, subsystem if subsystem is not None else command)
-            await process.start(
-                subsystem=subsystem is not None,
-                env=env,
-                term_type=term_type,
-                term_size=term_size,
-                forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
-            )
+        name = subsystem if subsystem is not None else command_line(command)
+        async with open_session(
+            self._mux,
+            name,
+            stdout=stdout,
+            stderr=stderr,
+            subsystem=subsystem is not None,
+            env=env,
+            term_type=term_type,
+            term_size=term_size,
+            term_modes=term_modes,
+            forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
+        ) as process:
+            yield process
+
+    @asynccontextmanager
+    async def open_shell(
+        self,
+        *,
+        term_type: str | None = "xterm",
+        term_size: tuple[int, ...] | None = (80, 24),
+        term_modes: Mapping[str | int, int] | None = None,
+        env: Mapping[str, str] | None = None,
+        stdout: OutputTarget = PIPE,
+        stderr: OutputTarget = PIPE,
+        forward_agent: bool | None = None,
+    ) -> AsyncIterator[Process]:
+        """Start the user's login shell (RFC 4254 §6.5 ``shell``), on a pty unless ``term_type=None``.
+
+        Yields a :class:`Process`: write commands to ``stdin``, read ``stdout``
+        (on a terminal, stderr arrives there too), resize with
+        :meth:`Process.resize_terminal`. X11 forwarding is never requested.
+        """
+        async with open_session(
+            self._mux,
+            "",
+            stdout=stdout,
+            stderr=stderr,
+            shell=True,
+            env=env,
+            term_type=term_type,
+            term_size=term_size if term_type is not None else None,
+            term_modes=term_modes,
+            forward_agent=self._mux.agent_forwarding if forward_agent is None else forward_agent,
+        ) as process:
             yield process
 
     async def open_tcp_stream(self, host: str, port: int) -> ChannelStream:

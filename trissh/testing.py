@@ -551,6 +551,7 @@ def password_user(name: str = "trissh-pw") -> Iterator[PasswordUser]:
             raise RuntimeError(f"chpasswd for {name} failed: {done.stderr.decode(errors='replace').strip()}")
         yield PasswordUser(name, password, home)
     finally:
+        _kill_processes_of(name)
         subprocess.run([userdel, name], capture_output=True, timeout=30)
         shutil.rmtree(home, ignore_errors=True)
 
@@ -565,4 +566,12 @@ def _remove_leftover_account(name: str, userdel: str) -> None:
         raise RuntimeError(
             f"an account {name!r} exists and was not made by trissh.testing (home {entry.pw_dir})"
         )
+    _kill_processes_of(name)
     subprocess.run([userdel, name], capture_output=True, timeout=30, check=True)
+
+
+def _kill_processes_of(name: str) -> None:
+    """End whatever the throwaway account still runs (userdel refuses while it runs anything)."""
+    pkill = shutil.which("pkill", path="/usr/bin:/bin")
+    if pkill is not None:
+        subprocess.run([pkill, "-KILL", "-u", name], capture_output=True, timeout=30)

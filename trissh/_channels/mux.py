@@ -30,11 +30,13 @@ from typing import Final
 import trio
 
 from .. import _messages as msg
+from .._algorithms.hostkeys import PublicKey
 from .._auth.agent_forward import AGENT_CHANNEL_TYPE, relay_agent_channel
 from .._driver import SSHClientTransport
 from .._errors import AgentError, ChannelOpenFailureReason, ProtocolError, SSHError
 from .._wire import Reader, boolean, byte, string, uint32
 from .channel import DATA_HEADER, EXTENDED_DATA_STDERR, Channel, ServerOpenedChannel
+from .global_requests import server_global_request
 
 __all__ = ["MAX_AGENT_CHANNELS", "ChannelMux", "GlobalReplyHandler"]
 
@@ -68,6 +70,8 @@ class ChannelMux:
         # (RFC 4254 §4: replies come in the order of the requests); made on first use.
         self._global_replies: deque[GlobalReplyHandler] | None = None
         self._agent_forwarding: _AgentForwarding | None = None
+        #: The host keys the server announced (hostkeys-00@openssh.com), unverified; see global_requests.py.
+        self.server_host_keys: tuple[PublicKey, ...] = ()
         transport.set_packet_handler(self.handle_packet)
         transport.add_close_callback(self._connection_lost)
 
@@ -256,7 +260,9 @@ class ChannelMux:
         elif kind == msg.GLOBAL_REQUEST:
             request = reader.ascii()
             want_reply = reader.boolean()
-            log.debug("refusing global request %r", request)
+            keys = server_global_request(request, reader)  # global_requests.py: recorded, always refused
+            if keys is not None:
+                self.server_host_keys = keys
             if want_reply:
                 self.transport.send_packet_nowait(byte(msg.REQUEST_FAILURE))
         elif kind == msg.CHANNEL_OPEN:

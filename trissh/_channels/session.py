@@ -1,45 +1,187 @@
-"""Session channels as processes (RFC 4254 §6): exec, env, pty, exit status.
+"""Session channels as processes (RFC 4254 §6): exec, shell, env, pty, signals, exit status.
 
+Theory of operation
+-------------------
 A :class:`Process` has Trio streams: ``stdin`` (a :class:`trio.abc.SendStream`
 with ``send_eof()``), ``stdout`` and ``stderr`` (:class:`trio.abc.ReceiveStream`).
 When the connection breaks, reads raise the connection's error once the data
 that did arrive is consumed: a cut-off command never looks like one that ended.
+
+**One window, two streams.** stdout and stderr share the channel's receive
+window (RFC 4254 §5.2). A caller that reads only stdout while the command
+writes a lot to stderr would otherwise stall both: the window fills with
+unread stderr and the server stops sending stdout. The rule here: at most
+:data:`MAX_UNREAD_STDERR` bytes of stderr wait unread *while stdout is
+starved* (a stdout read found nothing, and no stdout arrived since). Beyond
+that the oldest unread stderr is dropped, its window granted back, and the
+bytes counted in :attr:`Process.stderr_discarded`. A caller that reads
+stderr keeps up and loses nothing; one that reads only stdout never
+deadlocks and still finds the last ``MAX_UNREAD_STDERR`` bytes of stderr.
+``DEVNULL`` and ``STDOUT`` routing (:mod:`~trissh._channels.process_io`)
+happen here too, on arrival.
+
+**Signals.** ``send_signal`` sends RFC 4254 §6.9 ``signal`` (no reply:
+OpenSSH, which honours it since 7.9 for exec and shell sessions but not
+subsystems or forced commands, answers nothing useful). :meth:`Process.stop_nowait`
+is what a ``run()``/``open_process()`` block calls when it is left while the
+command runs (cancellation included): a ``signal`` and then CLOSE, queued
+without waiting, so cleanup never blocks.
 """
 
 from __future__ import annotations
 
+import enum
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
+import trio
+
+from .. import _messages as msg
 from .._auth.agent_forward import AGENT_REQUEST
 from .._errors import ChannelOpenError, ChannelOpenFailureReason
-from .._wire import Reader, string, uint32
+from .._wire import Reader, boolean, byte, string, uint32
 from .channel import EXTENDED_DATA_STDERR, Channel
+from .process_io import PIPE, STDOUT, Redirect
 from .streams import ChannelReceiveStream, ChannelSendStream
+from .terminal import pty_request_fields, window_change_fields
 
-__all__ = ["CompletedProcess", "Process", "ProcessReader", "ProcessWriter", "SessionChannel"]
+__all__ = [
+    "MAX_UNREAD_STDERR",
+    "SIGNAL_NAMES",
+    "STOP_SIGNAL",
+    "CompletedProcess",
+    "ExitSignal",
+    "Process",
+    "ProcessPhase",
+    "ProcessReader",
+    "ProcessWriter",
+    "SessionChannel",
+    "check_signal_name",
+]
+
+#: The most unread stderr kept while stdout is starved: enough for any error
+#: report a command prints, and half the window (INITIAL_WINDOW, 2 MiB), so
+#: stderr alone can never hold the whole window.
+MAX_UNREAD_STDERR: Final = 1024 * 1024
+
+#: RFC 4254 §6.10: the standard signal names (without "SIG").
+SIGNAL_NAMES: Final = frozenset(
+    {"ABRT", "ALRM", "FPE", "HUP", "ILL", "INT", "KILL", "PIPE", "QUIT", "SEGV", "TERM", "USR1", "USR2"}
+)
+
+#: Sent to a command still running when its block is left (then the channel is closed).
+STOP_SIGNAL: Final = "TERM"
+
+
+def check_signal_name(name: str | signal.Signals) -> str:
+    """The RFC 4254 §6.10 name for ``name`` ("TERM", or ``signal.SIGTERM``); ``x@domain`` names pass.
+
+    Raises:
+        ValueError: an unknown name, or one with the "SIG" prefix.
+        TypeError: neither a str nor a :class:`signal.Signals`.
+    """
+    if isinstance(name, signal.Signals):
+        name = name.name.removeprefix("SIG")
+    elif not isinstance(name, str):
+        raise TypeError(f"a signal is a name like 'TERM' or a signal.Signals, not {name!r}")
+    if name in SIGNAL_NAMES:
+        return name
+    if "@" in name and name.isprintable() and name.isascii() and " " not in name:
+        return name  # a local extension (RFC 4254 §6.10: "name@domain")
+    if name.startswith("SIG") and name[3:] in SIGNAL_NAMES:
+        raise ValueError(f"signal names have no SIG prefix (RFC 4254 §6.10): use {name[3:]!r}, not {name!r}")
+    raise ValueError(f"unknown signal {name!r}; RFC 4254 §6.10 names are {sorted(SIGNAL_NAMES)}")
+
+
+class ExitSignal(str):
+    """The signal that ended a command (RFC 4254 §6.10 ``exit-signal``): a ``str``, its name.
+
+    ``result.exit_signal == "TERM"`` works as before; the rest of the message is in attributes.
+
+    Attributes:
+        core_dumped: whether the server said a core was dumped.
+        message: the server's error message (often empty).
+    """
+
+    core_dumped: bool
+    message: str
+
+    def __new__(cls, name: str, core_dumped: bool = False, message: str = "") -> ExitSignal:
+        self = super().__new__(cls, name)
+        self.core_dumped = core_dumped
+        self.message = message
+        return self
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+    @property
+    def number(self) -> int | None:
+        """The local signal number of that name, or None if this system has none."""
+        try:
+            return signal.Signals["SIG" + self].value
+        except KeyError:
+            return None
 
 
 class SessionChannel(Channel):
-    """A session channel that records how its command ended."""
+    """A session channel: how its command ended, and where its stderr goes."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.exit_status: int | None = None
-        self.exit_signal: str | None = None
+        self.exit_signal: ExitSignal | None = None
         self.exit_message: str = ""
+        #: Where stderr goes: PIPE (its buffer), DEVNULL (dropped) or STDOUT (into stdout's buffer).
+        self.stderr_route: Redirect = PIPE
+        #: Unread stderr dropped to keep stdout flowing (see the module docstring).
+        self.stderr_discarded = 0
+        self._stdout_starved = False
+        #: False when a trissh task copies stderr into a target: it is being read, so never dropped.
+        self.bound_stderr = True
 
     def handle_request(self, request: str, want_reply: bool, reader: Reader) -> bool:
         if request == "exit-status":
             self.exit_status = reader.uint32()
             return True
         if request == "exit-signal":
-            self.exit_signal = reader.ascii()
-            reader.boolean()  # core dumped
+            name = reader.ascii()
+            core_dumped = reader.boolean()
             self.exit_message = reader.text()
+            self.exit_signal = ExitSignal(name, core_dumped, self.exit_message)
             return True
         return super().handle_request(request, want_reply, reader)
+
+    def handle_data(self, stream: int, data: bytes | memoryview) -> None:
+        if stream == EXTENDED_DATA_STDERR and self.stderr_route is STDOUT:
+            stream = 0  # 2>&1: one buffer, arrival order
+        super().handle_data(stream, data)
+        if stream == EXTENDED_DATA_STDERR:
+            self._bound_stderr()
+        elif stream == 0 and data:
+            self._stdout_starved = False
+
+    def take(self, stream: int, max_bytes: int | None) -> bytes | None:
+        chunk = super().take(stream, max_bytes)
+        if stream == 0:
+            self._stdout_starved = chunk is None
+            if chunk is None:
+                self._bound_stderr()
+        return chunk
+
+    def _bound_stderr(self) -> None:
+        """While stdout is starved, drop the oldest unread stderr beyond :data:`MAX_UNREAD_STDERR`."""
+        buffer = self.buffers.get(EXTENDED_DATA_STDERR)
+        if not self._stdout_starved or self.collect or not self.bound_stderr or buffer is None:
+            return
+        while self.buffered[EXTENDED_DATA_STDERR] > MAX_UNREAD_STDERR:
+            size = len(buffer.popleft())
+            self.buffered[EXTENDED_DATA_STDERR] -= size
+            self.stderr_discarded += size
+            self.consumed(size)
 
     @property
     def returncode(self) -> int | None:
@@ -47,10 +189,8 @@ class SessionChannel(Channel):
         if self.exit_status is not None:
             return self.exit_status
         if self.exit_signal is not None:
-            try:
-                return -signal.Signals["SIG" + self.exit_signal].value
-            except KeyError:
-                return None
+            number = self.exit_signal.number
+            return None if number is None else -number
         return None
 
 
@@ -58,16 +198,17 @@ class SessionChannel(Channel):
 class CompletedProcess:
     """A finished command.
 
-    Fields: args (the command line), returncode (exit status; minus the signal
-    number if a signal ended it; None if the server reported neither), stdout,
-    stderr (bytes), exit_signal (the signal name, e.g. ``"TERM"``, or None).
+    Fields: args (the command line as sent), returncode (exit status; minus
+    the signal number if a signal ended it; None if the server reported
+    neither), stdout, stderr (bytes; empty when sent elsewhere), exit_signal
+    (an :class:`ExitSignal`, a ``str`` such as ``"TERM"``, or None).
     """
 
     args: str
     returncode: int | None
     stdout: bytes
     stderr: bytes
-    exit_signal: str | None = None
+    exit_signal: ExitSignal | None = None
 
 
 #: The names these streams had before they served every channel kind.
@@ -75,12 +216,22 @@ ProcessWriter = ChannelSendStream
 ProcessReader = ChannelReceiveStream
 
 
+class ProcessPhase(enum.Enum):
+    """How far :meth:`Process.start` got."""
+
+    #: Requests (env, pty) are being sent; no command runs yet.
+    STARTING = "starting"
+    #: The server accepted exec/shell/subsystem: a command runs (until the channel closes).
+    STARTED = "started"
+
+
 class Process:
-    """A command running on the server. Use via ``SSHConnection.open_process``.
+    """A command running on the server. Use via ``SSHConnection.open_process`` or ``open_shell``.
 
     Attributes:
-        command: the command line (or subsystem name).
-        stdin: a :class:`ChannelSendStream`; stdout, stderr: :class:`ChannelReceiveStream`.
+        command: the command line (or subsystem name; "" for a shell).
+        stdin: a :class:`ChannelSendStream`; stdout, stderr: :class:`ChannelReceiveStream`
+            (a stream sent elsewhere, with ``stdout=``/``stderr=``, reads end-of-file).
     """
 
     def __init__(self, channel: SessionChannel, command: str) -> None:
@@ -89,15 +240,34 @@ class Process:
         self.stdin = ChannelSendStream(channel)
         self.stdout = ChannelReceiveStream(channel, 0)
         self.stderr = ChannelReceiveStream(channel, EXTENDED_DATA_STDERR)
+        self.phase = ProcessPhase.STARTING
+        self.has_terminal = False
 
     @property
     def returncode(self) -> int | None:
-        """The exit status once the command has ended, else None."""
+        """The exit status once the command has ended (minus the signal number for a signal), else None."""
         return self.channel.returncode if self.channel.is_closed else None
 
     @property
-    def exit_signal(self) -> str | None:
+    def exit_signal(self) -> ExitSignal | None:
+        """The signal that ended the command (a ``str``, with ``core_dumped`` and ``message``), or None."""
         return self.channel.exit_signal
+
+    @property
+    def stderr_discarded(self) -> int:
+        """Bytes of unread stderr dropped so that stdout kept flowing (see the module docstring)."""
+        return self.channel.stderr_discarded
+
+    @property
+    def running(self) -> bool:
+        """Whether the command was started and its channel is still open."""
+        channel = self.channel
+        return (
+            self.phase is ProcessPhase.STARTED
+            and not channel.is_closed
+            and not channel.close_sent
+            and channel.error is None
+        )
 
     async def wait(self) -> int | None:
         """Wait for the command to end and return its exit status.
@@ -110,18 +280,81 @@ class Process:
             raise self.channel.error
         return self.channel.returncode
 
+    async def send_signal(self, sig: str | signal.Signals) -> None:
+        """Deliver ``sig`` to the command (RFC 4254 §6.9), e.g. ``"INT"`` or ``signal.SIGINT``.
+
+        Nothing is sent once the command has ended (as :mod:`subprocess` does).
+        OpenSSH's sshd accepts HUP, INT, KILL, QUIT, TERM, USR1 and USR2 for
+        exec and shell sessions (not subsystems) and ignores the rest; the
+        protocol has no reply, so a refusal is silent.
+
+        Raises:
+            ValueError, TypeError: not a signal name (the message says which names exist).
+            ConnectionLost, ...: the connection is gone.
+        """
+        name = check_signal_name(sig)
+        if self.channel.error is not None:
+            raise self.channel.error
+        if not self.running:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.channel.request("signal", string(name), want_reply=False)
+
+    async def terminate(self) -> None:
+        """Send ``TERM``."""
+        await self.send_signal("TERM")
+
+    async def kill(self) -> None:
+        """Send ``KILL``."""
+        await self.send_signal("KILL")
+
+    async def resize_terminal(self, cols: int, rows: int, width: int = 0, height: int = 0) -> None:
+        """Tell the command its terminal is now ``cols`` x ``rows`` (RFC 4254 §6.7 ``window-change``).
+
+        Raises:
+            RuntimeError: the process has no terminal (``term_type`` was not given).
+            ValueError, TypeError: a size that is not a uint32.
+        """
+        fields = window_change_fields(cols, rows, width, height)
+        if not self.has_terminal:
+            raise RuntimeError("resize_terminal: this process has no terminal (pass term_type to get one)")
+        if self.channel.error is not None:
+            raise self.channel.error
+        if not self.running:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.channel.request("window-change", *fields, want_reply=False)
+
+    def stop_nowait(self, sig: str = STOP_SIGNAL) -> None:
+        """If the command still runs, queue ``signal`` then CLOSE, without waiting (safe when cancelled)."""
+        channel = self.channel
+        if self.running and channel.transport.error is None:
+            channel.transport.send_packet_nowait(
+                byte(msg.CHANNEL_REQUEST)
+                + uint32(channel.remote_id)
+                + string("signal")
+                + boolean(False)
+                + string(sig)
+            )
+        channel.close_locally()
+
     async def start(
         self,
         *,
-        subsystem: bool,
+        subsystem: bool = False,
+        shell: bool = False,
         env: Mapping[str, str] | None,
         term_type: str | None,
         term_size: tuple[int, ...] | None,
+        term_modes: Mapping[str | int, int] | None = None,
         forward_agent: bool = False,
     ) -> None:
         """Open the session and start the command, after its env, pty and agent requests.
 
         Args:
+            subsystem: ``command`` names a subsystem (``subsystem`` request).
+            shell: start the user's login shell (``shell`` request); ``command`` is ignored.
+            term_type, term_size, term_modes: ask for a pseudo-terminal (``pty-req``, RFC 4254 §6.2, §8).
             forward_agent: ask the server to forward agent connections back to
                 us (``auth-agent-req@openssh.com``, OpenSSH PROTOCOL §2.2); the
                 connection must have agent forwarding enabled
@@ -129,41 +362,42 @@ class Process:
 
         Raises:
             RuntimeError: ``forward_agent`` on a connection without agent forwarding.
+            ValueError, TypeError: bad terminal arguments (checked before anything is sent).
+            ChannelOpenError: the server refused the pty or the command.
         """
         channel = self.channel
         if forward_agent and not channel.mux.agent_forwarding:
             raise RuntimeError("forward_agent needs a connection with agent forwarding enabled")
+        if term_type is None and (term_modes or term_size is not None):
+            raise ValueError("term_size and term_modes need a term_type (they describe a terminal)")
+        pty_fields = pty_request_fields(term_type, term_size, term_modes) if term_type is not None else None
         await channel.wait_opened()
         for name, value in (env or {}).items():
             await channel.request("env", string(name), string(value), want_reply=False)
-        if term_type is not None:
-            cols, rows, width, height = (*(term_size or (80, 24)), 0, 0)[:4]
-            modes = b"\x00"  # TTY_OP_END: the server's defaults (RFC 4254 §8)
-            ok = await channel.request(
-                "pty-req",
-                string(term_type),
-                uint32(cols),
-                uint32(rows),
-                uint32(width),
-                uint32(height),
-                string(modes),
-            )
+        if pty_fields is not None:
+            ok = await channel.request("pty-req", *pty_fields)
             if not ok:
                 raise ChannelOpenError(
                     ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, "pty request refused"
                 )
+            self.has_terminal = True
         if forward_agent:
             # As ssh does: no reply wanted. A server that refuses simply opens no agent channels.
             await channel.request(AGENT_REQUEST, want_reply=False)
-        if subsystem:
+        # Sent now, the command may run before the reply comes: a cancellation while we wait must stop it.
+        self.phase = ProcessPhase.STARTED
+        if shell:
+            what = "a shell"
+            ok = await channel.request("shell")
+        elif subsystem:
+            what = f"subsystem {self.command!r}"
             ok = await channel.request("subsystem", string(self.command))
         else:
+            what = f"command {self.command!r}"
             ok = await channel.request("exec", string(self.command))
         if not ok:
             if channel.error is not None:
                 raise channel.error
-            what = "subsystem" if subsystem else "command"
             raise ChannelOpenError(
-                ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED,
-                f"the server refused to start {what} {self.command!r}",
+                ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, f"the server refused to start {what}"
             )
