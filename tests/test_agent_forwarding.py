@@ -24,7 +24,8 @@ import trissh
 from trissh import _messages as msg
 from trissh._auth.agent import AgentMessage
 from trissh._channels.channel import INITIAL_WINDOW, MAX_PACKET, ServerOpenedChannel
-from trissh._channels.mux import MAX_AGENT_CHANNELS, ChannelMux
+from trissh._channels.incoming import MAX_AGENT_CHANNELS
+from trissh._channels.mux import ChannelMux
 from trissh._errors import AgentError, ProtocolError
 from trissh._wire import byte, string, uint32
 from trissh.testing import SSHServer

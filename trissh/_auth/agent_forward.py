@@ -74,7 +74,7 @@ async def relay_agent_channel(channel: ServerOpenedChannel, agent_path: str) -> 
         log.debug("channel %d: forwarding to the agent at %s", channel.local_id, agent_path)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_both_ways, channel, stream)
-            await channel.close_received.wait()  # the server's CLOSE, or the connection died
+            await channel.finished.wait()  # the server's CLOSE, or the connection died
             nursery.cancel_scope.cancel()
 
 
@@ -97,7 +97,7 @@ async def _to_agent(channel: ServerOpenedChannel, stream: trio.SocketStream) -> 
                 channel.send_close_nowait()
                 return
             continue
-        if channel.error is not None or channel.close_received.is_set():
+        if channel.is_closed:  # the server's CLOSE, or the connection died
             return
         if channel.eof_received:
             with contextlib.suppress(*_SOCKET_ERRORS):  # gone already: _from_agent sees the same
@@ -120,5 +120,5 @@ async def _from_agent(channel: ServerOpenedChannel, stream: trio.SocketStream) -
                 await channel.send_eof()
                 return
             await channel.send_data(data)
-        except (SSHError, trio.ClosedResourceError):
-            return  # the connection died or the server closed the channel: nothing to send to
+        except (SSHError, trio.ClosedResourceError, trio.BrokenResourceError):
+            return  # the connection died or the channel closed (by us or the server): nothing to send to

@@ -16,14 +16,36 @@ synchronously: it never awaits, so a slow consumer can never stall the reader
   no larger than its maximum; :meth:`Channel.send_data` waits for
   WINDOW_ADJUST when it is exhausted.
 
+**Life.** A channel's life is one :class:`ChannelState`, changed only by
+:meth:`Channel._set_state`, which asserts that the change is legal::
+
+    OPENING --confirmation--> OPEN --our CLOSE--> CLOSING --their CLOSE--> CLOSED
+       |                        |                                            ^
+       |                        +--their CLOSE (answered at once)------------+
+       +--OPEN_FAILURE (or we refuse the server's open)--> REFUSED
+    OPENING, OPEN, CLOSING --the connection died--> FAILED
+
 A channel is alive until both sides have sent CLOSE (RFC 4254 §5.3); only then
-is its number freed. If the connection dies, every channel is failed with the
-connection's error: reads raise it after the buffered data is consumed, never
-an end-of-file.
+(CLOSED) is its number freed. When the server sends CLOSE first we answer with
+ours in the same call, so that goes straight from OPEN to CLOSED; CLOSING is
+only "we sent CLOSE, theirs has not come". A caller that gives up while the
+open is unanswered (:meth:`Channel.close_locally` in OPENING) gets its CLOSE
+sent as soon as the confirmation arrives (OPENING, OPEN, CLOSING at once).
+If the connection dies, every live channel is FAILED with the connection's
+error: reads raise it after the buffered data is consumed, never an
+end-of-file. CLOSED, REFUSED and FAILED are final.
+
+Two things are deliberately not in the state, because they vary independently
+of it: each direction's EOF (``eof_sent``, ``eof_received``: one side may end
+its data long before, or without, the close handshake), and whether *our*
+handle was closed (``closed_locally``: Trio's "after ``aclose()``, everything
+raises :class:`trio.ClosedResourceError`", which holds whatever the protocol
+state, even after the server closed first or the connection died).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import struct
 from collections import deque
@@ -40,6 +62,7 @@ __all__ = [
     "INITIAL_WINDOW",
     "MAX_PACKET",
     "Channel",
+    "ChannelState",
     "ServerOpenedChannel",
 ]
 
@@ -62,6 +85,44 @@ DATA_HEADER: Final = struct.Struct(">BII")
 _EXT_DATA_HEADER: Final = struct.Struct(">BIII")
 
 EXTENDED_DATA_STDERR: Final = 1
+
+
+class ChannelState(enum.Enum):
+    """Where a channel is in its life (see the module docstring for the transitions)."""
+
+    #: CHANNEL_OPEN sent (or, for a server-opened channel, received); no answer yet.
+    OPENING = "opening"
+    #: Confirmed: data and requests flow.
+    OPEN = "open"
+    #: We sent CLOSE; the server's has not come yet (it may still send data).
+    CLOSING = "closing"
+    #: Both sides sent CLOSE: the channel number is free (final).
+    CLOSED = "closed"
+    #: The open failed: the server's OPEN_FAILURE, or our refusal of its open (final).
+    REFUSED = "refused"
+    #: The connection died while the channel was live (final).
+    FAILED = "failed"
+
+
+# Module constants, so that the per-packet paths compare identities without attribute lookups.
+_OPENING: Final = ChannelState.OPENING
+_OPEN: Final = ChannelState.OPEN
+_CLOSING: Final = ChannelState.CLOSING
+_CLOSED: Final = ChannelState.CLOSED
+_REFUSED: Final = ChannelState.REFUSED
+_FAILED: Final = ChannelState.FAILED
+
+#: The legal transitions; anything else is a bug in this module (asserted).
+_TRANSITIONS: Final[dict[ChannelState, frozenset[ChannelState]]] = {
+    # CLOSED from OPENING: the server closed a channel it opened before we confirmed it (we answer).
+    _OPENING: frozenset({_OPEN, _REFUSED, _CLOSED, _FAILED}),
+    _OPEN: frozenset({_CLOSING, _CLOSED, _FAILED}),
+    _CLOSING: frozenset({_CLOSED, _FAILED}),
+    _CLOSED: frozenset(),
+    _REFUSED: frozenset(),
+    _FAILED: frozenset(),
+}
+_FINAL: Final = frozenset({_CLOSED, _REFUSED, _FAILED})
 
 
 class Channel:
@@ -90,21 +151,64 @@ class Channel:
         #: True: count data as consumed on arrival (the caller collects everything).
         self.collect = False
         self._data_arrived = trio.lowlevel.ParkingLot()
+        # The one source of truth for the channel's life; changed only by _set_state.
+        self._state = _OPENING
+        #: Why the channel ended badly: the ChannelOpenError (REFUSED) or the connection's error (FAILED).
+        self._error: SSHError | None = None
+        #: Set when the state leaves OPENING; it exists so that tasks can wait (the state is the truth).
         self.opened = trio.Event()
-        self.open_error: SSHError | None = None
+        #: Set when the state becomes final (CLOSED, REFUSED, FAILED); likewise only for waiting.
+        self.finished = trio.Event()
+        # Each direction's EOF is independent of the close handshake (and of each other), so these
+        # stay booleans beside the state. eof_received is also set by the server's CLOSE.
         self.eof_received = False
         self.eof_sent = False
-        self.close_sent = False
-        self.close_received = trio.Event()
-        self.error: SSHError | None = None
+        # Our handle was closed (close_locally): independent of the state too (see the module docstring).
+        self._closed_locally = False
         self._pending_replies: deque[list[bool | None]] = deque()
         self._reply_arrived = trio.lowlevel.ParkingLot()
         self._send_lock = trio.Lock()
-        #: The caller gave up before the server confirmed the open: close on confirmation.
-        self.close_on_open = False
-        self._closed_locally = False
 
     # --- life ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ChannelState:
+        return self._state
+
+    def _set_state(self, new: ChannelState) -> None:
+        """The one place the state changes: check the transition, then set the events and wake waiters."""
+        old = self._state
+        assert new in _TRANSITIONS[old], f"channel {self.local_id}: illegal move {old.name} -> {new.name}"
+        self._state = new
+        if old is _OPENING:
+            self.opened.set()
+        if new in _FINAL:
+            self.finished.set()
+            self._data_arrived.unpark_all()
+            self._window_waiters.unpark_all()
+            self._reply_arrived.unpark_all()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the channel has ended: both CLOSEs, refused, or the connection died."""
+        return self._state in _FINAL
+
+    @property
+    def close_sent(self) -> bool:
+        """Whether we have sent CLOSE (first, or answering the server's)."""
+        state = self._state
+        return state is _CLOSING or state is _CLOSED
+
+    @property
+    def error(self) -> SSHError | None:
+        """The connection's error once it died under the channel (FAILED), else None."""
+        return self._error if self._state is _FAILED else None
+
+    @property
+    def open_error(self) -> SSHError | None:
+        """What :meth:`wait_opened` raises: the refusal (REFUSED) or the connection's error (FAILED)."""
+        state = self._state
+        return self._error if state is _REFUSED or state is _FAILED else None
 
     def open_payload(self, extra: bytes = b"") -> bytes:
         return (
@@ -118,24 +222,16 @@ class Channel:
 
     async def wait_opened(self) -> None:
         await self.opened.wait()
-        if self.open_error is not None:
-            raise self.open_error
-
-    @property
-    def is_closed(self) -> bool:
-        return self.close_received.is_set()
+        error = self.open_error
+        if error is not None:
+            raise error
 
     def fail(self, error: SSHError) -> None:
         """The connection died: wake everyone; reads raise ``error`` once buffers are empty."""
-        if self.error is None:
-            self.error = error
-        if not self.opened.is_set():
-            self.open_error = error
-            self.opened.set()
-        self._window_waiters.unpark_all()
-        self._data_arrived.unpark_all()
-        self._reply_arrived.unpark_all()
-        self.close_received.set()
+        if self._state in _FINAL:
+            return  # already ended (only live channels are in the table; the first error wins)
+        self._error = error
+        self._set_state(_FAILED)
 
     # --- handling packets from the server (called in the reader task) -----------------
 
@@ -145,16 +241,15 @@ class Channel:
         self.send_max_packet = reader.uint32()
         if self.send_max_packet < 1:
             raise ProtocolError(f"channel {self.local_id}: server's maximum packet size is 0")
-        self.opened.set()
-        if self.close_on_open:
+        self._set_state(_OPEN)
+        if self._closed_locally:  # the caller gave up before the confirmation came: close now
             self.send_close_nowait()
 
     def handle_open_failure(self, reader: Reader) -> None:
         code = reader.uint32()
         description = reader.text()
-        self.open_error = ChannelOpenError(code, description)
-        self.opened.set()
-        self.close_received.set()
+        self._error = ChannelOpenError(code, description)
+        self._set_state(_REFUSED)
 
     def handle_window_adjust(self, reader: Reader) -> None:
         self.grow_send_window(reader.uint32())
@@ -169,7 +264,8 @@ class Channel:
 
     def handle_data(self, stream: int, data: bytes | memoryview) -> None:
         size = len(data)
-        if self.eof_received or self.close_received.is_set():
+        state = self._state
+        if self.eof_received or (state is not _OPEN and state is not _CLOSING and state is not _OPENING):
             raise ProtocolError(f"channel {self.local_id}: data received after EOF or CLOSE")
         if size > self.receive_window:
             raise ProtocolError(
@@ -200,13 +296,12 @@ class Channel:
 
     def handle_close(self) -> None:
         self.eof_received = True
-        if not self.close_sent:
-            self.close_sent = True
+        state = self._state
+        if state is _FAILED:
+            return  # the connection died first: it stays failed, and nothing can be sent
+        if state is not _CLOSING:  # the server closed first: answer with our CLOSE at once
             self.transport.send_packet_nowait(byte(msg.CHANNEL_CLOSE) + uint32(self.remote_id))
-        self.close_received.set()
-        self._data_arrived.unpark_all()
-        self._window_waiters.unpark_all()
-        self._reply_arrived.unpark_all()
+        self._set_state(_CLOSED)
 
     def handle_reply(self, success: bool) -> None:
         if not self._pending_replies:
@@ -226,9 +321,8 @@ class Channel:
         self._consumed += size
         if (
             self._consumed >= INITIAL_WINDOW // 2
-            and not self.close_received.is_set()
             and not self.eof_received
-            and not self.close_sent
+            and (self._state is _OPEN or self._state is _OPENING)
         ):
             increment, self._consumed = self._consumed, 0
             self.receive_window += increment
@@ -278,11 +372,13 @@ class Channel:
 
     def check_sendable(self) -> None:
         """Raise what a send must raise now: the connection's error, or a stream error if closed."""
-        if self.error is not None:
-            raise self.error
+        state = self._state
+        if state is _FAILED:
+            assert self._error is not None
+            raise self._error
         if self._closed_locally:
             raise trio.ClosedResourceError(f"channel {self.local_id} is closed")
-        if self.close_received.is_set() or self.close_sent:  # the server closed it (we only answered)
+        if state is not _OPEN and state is not _OPENING:  # the server closed it (we only answered)
             raise trio.BrokenResourceError(f"channel {self.local_id} was closed by the server")
         if self.eof_sent:
             raise trio.ClosedResourceError(f"channel {self.local_id}: EOF already sent")
@@ -334,7 +430,7 @@ class Channel:
 
     async def send_eof(self) -> None:
         async with self._send_lock:
-            if self.eof_sent or self.close_sent or self.close_received.is_set():
+            if self.eof_sent or (self._state is not _OPEN and self._state is not _OPENING):
                 await trio.lowlevel.checkpoint()
                 return
             self.eof_sent = True
@@ -342,8 +438,9 @@ class Channel:
 
     async def request(self, request: str, *fields: bytes, want_reply: bool = True) -> bool:
         """Send a channel request; with ``want_reply``, wait for and return the answer."""
-        if self.error is not None:
-            raise self.error
+        error = self.error
+        if error is not None:
+            raise error
         slot: list[bool | None] = [None]
         payload = byte(msg.CHANNEL_REQUEST) + uint32(self.remote_id) + string(request) + boolean(want_reply)
         if want_reply:
@@ -352,9 +449,10 @@ class Channel:
         if not want_reply:
             return True
         while slot[0] is None:
-            if self.error is not None:
-                raise self.error
-            if self.close_received.is_set():
+            error = self.error
+            if error is not None:
+                raise error
+            if self.is_closed:
                 return False
             await self._reply_arrived.park()
         return slot[0]
@@ -370,12 +468,9 @@ class Channel:
         Safe in cleanup and under cancellation: an unconfirmed channel is closed
         as soon as its confirmation comes; nothing is sent on a dead connection.
         """
-        self._closed_locally = True
-        if not self.is_closed and not self.close_sent and self.transport.error is None:
-            if self.opened.is_set():
-                self.send_close_nowait()
-            else:
-                self.close_on_open = True
+        self._closed_locally = True  # in OPENING, this makes the confirmation send CLOSE
+        if self._state is _OPEN and self.transport.error is None:
+            self.send_close_nowait()
         # Received data is no longer anybody's: drop it, and what arrives until the server's CLOSE.
         for stream in list(self.buffers):
             self.discard(stream)
@@ -392,9 +487,9 @@ class Channel:
             buffer.clear()
 
     def send_close_nowait(self) -> None:
-        """Send CLOSE without waiting (safe in cleanup, even under cancellation)."""
-        if not self.close_sent and not self.close_received.is_set() and self.error is None:
-            self.close_sent = True
+        """Send CLOSE without waiting (safe in cleanup, even under cancellation); a no-op unless OPEN."""
+        if self._state is _OPEN:
+            self._set_state(_CLOSING)
             self.transport.send_packet_nowait(byte(msg.CHANNEL_CLOSE) + uint32(self.remote_id))
 
 
@@ -413,7 +508,7 @@ class ServerOpenedChannel(Channel):
 
     def confirm(self) -> bool:
         """Send OPEN_CONFIRMATION; False when the connection (or the channel) is already gone."""
-        if self.error is not None or self.close_received.is_set() or self.transport.error is not None:
+        if self._state is not _OPENING or self.transport.error is not None:
             return False
         self.transport.send_packet_nowait(
             byte(msg.CHANNEL_OPEN_CONFIRMATION)
@@ -422,13 +517,13 @@ class ServerOpenedChannel(Channel):
             + uint32(self.receive_window)
             + uint32(MAX_PACKET)
         )
-        self.opened.set()
+        self._set_state(_OPEN)
         return True
 
     def refuse(self, reason: ChannelOpenFailureReason, description: str) -> None:
         """Send OPEN_FAILURE and free the channel number."""
         self.mux.channels.pop(self.local_id, None)
-        self.open_error = ChannelOpenError(reason, description)
-        self.opened.set()
-        self.close_received.set()
+        if self._state is _OPENING:  # else the server closed it first, or the connection died: it stays so
+            self._error = ChannelOpenError(reason, description)
+            self._set_state(_REFUSED)
         self.mux.refuse_open(self.remote_id, reason, description)

@@ -8,14 +8,17 @@ packet after authentication, and it hands each channel message to its
 :class:`~trissh._channels.channel.Channel`. Global requests of ours get their
 replies in request order (RFC 4254 §4); the server's are refused.
 
-The server may open channels too (RFC 4254 §5.1). We accept one kind, and only
-when the caller asked for it: ``auth-agent@openssh.com`` (OpenSSH PROTOCOL
-§2.2) once :meth:`ChannelMux.enable_agent_forwarding` was called. Such a
-channel is a :class:`ServerOpenedChannel`: the reader task creates it and
-starts its relay task in the connection's nursery, which confirms or refuses
-the open once it knows whether the local agent answers. Every other open is
-refused with ADMINISTRATIVELY_PROHIBITED, and agent channels beyond
-:data:`MAX_AGENT_CHANNELS` with RESOURCE_SHORTAGE.
+The server may open channels too (RFC 4254 §5.1), of the kinds in
+:data:`~trissh._channels.incoming.ROUTES` and only when the caller asked for
+them (a remote forwarding, agent forwarding). Such a channel is a
+:class:`ServerOpenedChannel`: the reader task creates it and starts its task
+in the nursery of whoever asked for it, which confirms or refuses the open.
+Every other open is refused with ADMINISTRATIVELY_PROHIBITED, and opens beyond
+the limits of :mod:`~trissh._channels.incoming` with RESOURCE_SHORTAGE.
+
+Our own global requests that want a reply (``tcpip-forward``) wait in
+:meth:`ChannelMux.global_request`; if the connection ends first, they raise
+its error rather than waiting for a reply that will never come.
 """
 
 from __future__ import annotations
@@ -24,19 +27,28 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 import trio
 
 from .. import _messages as msg
 from .._algorithms.hostkeys import PublicKey
-from .._auth.agent_forward import AGENT_CHANNEL_TYPE, relay_agent_channel
+from .._auth.agent_forward import relay_agent_channel
 from .._driver import SSHClientTransport
 from .._errors import AgentError, ChannelOpenFailureReason, ProtocolError, SSHError
 from .._wire import Reader, boolean, byte, string, uint32
-from .channel import DATA_HEADER, EXTENDED_DATA_STDERR, Channel, ServerOpenedChannel
+from .channel import DATA_HEADER, EXTENDED_DATA_STDERR, Channel, ChannelState, ServerOpenedChannel
 from .global_requests import server_global_request
+from .incoming import (
+    LIMITS,
+    MAX_AGENT_CHANNELS,
+    MAX_SERVER_OPENED_CHANNELS,
+    ROUTES,
+    IncomingChannels,
+    Listening,
+    Origin,
+    Refusal,
+)
 
 __all__ = ["MAX_AGENT_CHANNELS", "ChannelMux", "GlobalReplyHandler"]
 
@@ -45,18 +57,10 @@ log = logging.getLogger("trissh.channel")
 #: Called with (success, the reply's data) when a global request's reply arrives.
 GlobalReplyHandler = Callable[[bool, bytes], None]
 
-#: The most forwarded agent connections open at once. Each holds a local
-#: socket and up to a window of data; real use needs one or two at a time, so
-#: a server opening more is refused rather than allowed to pile them up.
-MAX_AGENT_CHANNELS: Final = 64
 
-
-@dataclass(frozen=True, slots=True)
-class _AgentForwarding:
-    """Where forwarded agent channels go, and the nursery their relay tasks run in."""
-
-    nursery: trio.Nursery
-    path: str
+_PROHIBITED: Final = ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED
+_SHORTAGE: Final = ChannelOpenFailureReason.RESOURCE_SHORTAGE
+_SERVE_TASK: Final = "trissh.channel.serve_incoming"
 
 
 class ChannelMux:
@@ -69,7 +73,8 @@ class ChannelMux:
         # What to do with each awaited global request reply, in request order
         # (RFC 4254 §4: replies come in the order of the requests); made on first use.
         self._global_replies: deque[GlobalReplyHandler] | None = None
-        self._agent_forwarding: _AgentForwarding | None = None
+        #: The forwardings that accept channels from the server (incoming.py).
+        self.incoming = IncomingChannels()
         #: The host keys the server announced (hostkeys-00@openssh.com), unverified; see global_requests.py.
         self.server_host_keys: tuple[PublicKey, ...] = ()
         transport.set_packet_handler(self.handle_packet)
@@ -110,12 +115,17 @@ class ChannelMux:
                 "agent forwarding needs an ssh-agent, and there is none: $SSH_AUTH_SOCK is not set "
                 "(or agent_path=None was given)"
             )
-        self._agent_forwarding = _AgentForwarding(nursery, os.fspath(agent_path))
+        path = os.fspath(agent_path)
+
+        async def serve(channel: ServerOpenedChannel, origin: Origin) -> None:
+            await relay_agent_channel(channel, path)
+
+        self.incoming.agent = Listening(nursery, serve, f"the agent at {path}")
 
     @property
     def agent_forwarding(self) -> bool:
         """Whether :meth:`enable_agent_forwarding` was called."""
-        return self._agent_forwarding is not None
+        return self.incoming.agent is not None
 
     def refuse_open(self, sender: int, reason: ChannelOpenFailureReason, description: str) -> None:
         self.transport.send_packet_nowait(
@@ -127,34 +137,65 @@ class ChannelMux:
         )
 
     def _handle_open(self, reader: Reader) -> None:
-        """CHANNEL_OPEN from the server (RFC 4254 §5.1): an agent channel if asked for, else refused."""
-        kind_name = reader.ascii()
+        """CHANNEL_OPEN from the server (RFC 4254 §5.1): to whoever asked for its kind, else refused."""
+        kind = reader.ascii()
         sender = reader.uint32()
         window = reader.uint32()
         max_packet = reader.uint32()
-        forwarding = self._agent_forwarding
-        if kind_name == AGENT_CHANNEL_TYPE and forwarding is not None:
-            reader.check_end()
-            if max_packet < 1:
-                raise ProtocolError(f"CHANNEL_OPEN {kind_name!r}: the server's maximum packet size is 0")
-            if sum(isinstance(c, ServerOpenedChannel) for c in self.channels.values()) >= MAX_AGENT_CHANNELS:
-                log.warning(
-                    "refusing agent channel: %d forwarded agent connections are open", MAX_AGENT_CHANNELS
-                )
-                reason = ChannelOpenFailureReason.RESOURCE_SHORTAGE
-                self.refuse_open(sender, reason, "too many forwarded agent connections")
-                return
-            channel = self.add(ServerOpenedChannel, kind_name)
-            assert isinstance(channel, ServerOpenedChannel)
-            channel.set_remote(sender, window, max_packet)
-            forwarding.nursery.start_soon(relay_agent_channel, channel, forwarding.path)
-            return
-        if kind_name == AGENT_CHANNEL_TYPE:
-            description = "agent forwarding was not requested"
+        route = ROUTES.get(kind)
+        routed: tuple[Listening, Origin] | Refusal
+        if route is None:
+            routed = Refusal(_PROHIBITED, f"trissh accepts no {kind[:64]!r} channels from the server")
         else:
-            description = f"trissh accepts no {kind_name[:64]!r} channels from the server"
-        log.debug("refusing channel open %r from the server", kind_name)
-        self.refuse_open(sender, ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, description)
+            routed = route(self.incoming, reader)
+        if not isinstance(routed, Refusal):
+            if max_packet < 1:
+                raise ProtocolError(f"CHANNEL_OPEN {kind!r}: the server's maximum packet size is 0")
+            routed = self._check_limits(kind) or routed
+        if isinstance(routed, Refusal):
+            log.debug("refusing channel open %r from the server: %s", kind[:64], routed.text)
+            self.refuse_open(sender, routed.reason, routed.text)
+            return
+        listening, origin = routed
+        channel = self.add(ServerOpenedChannel, kind)
+        assert isinstance(channel, ServerOpenedChannel)
+        channel.set_remote(sender, window, max_packet)
+        listening.nursery.start_soon(listening.serve, channel, origin, name=_SERVE_TASK)
+
+    def _check_limits(self, kind: str) -> Refusal | None:
+        """RESOURCE_SHORTAGE when the server has opened too many channels (of this kind, or in all)."""
+        opened = [c.kind for c in self.channels.values() if isinstance(c, ServerOpenedChannel)]
+        limit = LIMITS.get(kind)
+        if limit is not None and opened.count(kind) >= limit:
+            log.warning("refusing %s channel: %d are open already", kind, limit)
+            return Refusal(_SHORTAGE, f"too many {kind} channels open")
+        if len(opened) >= MAX_SERVER_OPENED_CHANNELS:
+            log.warning("refusing %s channel: the server has %d channels open to us", kind, len(opened))
+            return Refusal(_SHORTAGE, "too many channels opened by the server")
+        return None
+
+    async def global_request(self, name: str, data: bytes = b"") -> bytes | None:
+        """Send a GLOBAL_REQUEST that wants a reply and wait for it: the reply's data on success,
+        None on failure.
+
+        Raises:
+            ConnectionLost, ProtocolError, DisconnectError: the connection ended first.
+        """
+        transport = self.transport
+        if transport.error is not None:
+            raise transport.error
+        replied = trio.Event()
+        reply: list[bytes | None] = []
+
+        def on_reply(success: bool, reply_data: bytes) -> None:
+            reply.append(reply_data if success else None)
+            replied.set()
+
+        self.send_global_request_nowait(name, data, on_reply)
+        await replied.wait()
+        if reply[0] is None and transport.error is not None:
+            raise transport.error  # woken by the connection's end (or refused just before it)
+        return reply[0]
 
     def send_global_request_nowait(
         self, name: str, data: bytes = b"", on_reply: GlobalReplyHandler | None = None
@@ -173,13 +214,17 @@ class ChannelMux:
     def _connection_lost(self, error: SSHError) -> None:
         for channel in list(self.channels.values()):
             channel.fail(error)
+        # No reply will come: wake whoever waits for one (global_request raises the error).
+        waiting, self._global_replies = self._global_replies, None
+        for handler in waiting or ():
+            handler(False, b"")
 
     @staticmethod
     def _check_awaiting_open(channel: Channel, what: str) -> None:
         """An open reply must answer an open of ours that is still unanswered."""
         if isinstance(channel, ServerOpenedChannel):
             raise ProtocolError(f"{what} for channel {channel.local_id}, which the server opened itself")
-        if channel.opened.is_set():
+        if channel.state is not ChannelState.OPENING:
             raise ProtocolError(f"{what} for channel {channel.local_id}, which is already open")
 
     def _channel(self, reader: Reader, what: str) -> Channel:
@@ -233,6 +278,8 @@ class ChannelMux:
         elif kind == msg.CHANNEL_CLOSE:
             channel = self._channel(reader, name)
             reader.check_end()
+            if channel.state is ChannelState.OPENING and not isinstance(channel, ServerOpenedChannel):
+                raise ProtocolError(f"{name} for channel {channel.local_id}, never confirmed")
             channel.handle_close()  # answers with our CLOSE if we had not sent it
             del self.channels[channel.local_id]
         elif kind == msg.CHANNEL_REQUEST:

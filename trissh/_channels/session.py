@@ -42,7 +42,7 @@ from .. import _messages as msg
 from .._auth.agent_forward import AGENT_REQUEST
 from .._errors import ChannelOpenError, ChannelOpenFailureReason
 from .._wire import Reader, boolean, byte, string, uint32
-from .channel import EXTENDED_DATA_STDERR, Channel
+from .channel import EXTENDED_DATA_STDERR, Channel, ChannelState
 from .process_io import PIPE, STDOUT, Redirect
 from .streams import ChannelReceiveStream, ChannelSendStream
 from .terminal import pty_request_fields, window_change_fields
@@ -261,13 +261,7 @@ class Process:
     @property
     def running(self) -> bool:
         """Whether the command was started and its channel is still open."""
-        channel = self.channel
-        return (
-            self.phase is ProcessPhase.STARTED
-            and not channel.is_closed
-            and not channel.close_sent
-            and channel.error is None
-        )
+        return self.phase is ProcessPhase.STARTED and self.channel.state is ChannelState.OPEN
 
     async def wait(self) -> int | None:
         """Wait for the command to end and return its exit status.
@@ -275,7 +269,7 @@ class Process:
         Raises:
             ConnectionLost, ProtocolError, ...: the connection broke first.
         """
-        await self.channel.close_received.wait()
+        await self.channel.finished.wait()
         if self.channel.error is not None:
             raise self.channel.error
         return self.channel.returncode
