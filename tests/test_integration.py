@@ -58,6 +58,13 @@ def trissh_tasks() -> list[str]:
     return found
 
 
+async def trissh_tasks_once_idle() -> list[str]:
+    """:func:`trissh_tasks`, sorted, once the writer is done (it runs only while there is data to send)."""
+    while "trissh transport writer" in (tasks := sorted(trissh_tasks())):
+        await trio.sleep(0.01)
+    return tasks
+
+
 def _cipher_mac_pairs() -> Iterator[tuple[str, str | None]]:
     # Legacy algorithms need a server that enables them: tests/test_legacy_algorithms.py.
     for cipher, spec in CIPHERS.items():

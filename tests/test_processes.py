@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_integration import connect, trissh_tasks
+from test_integration import connect, trissh_tasks, trissh_tasks_once_idle
 
 import trissh
 from trissh._channels.session import MAX_UNREAD_STDERR
@@ -66,13 +66,6 @@ async def _wait_for_pid_file(conn: trissh.SSHConnection, path: Path) -> int:
         if result.returncode == 0 and result.stdout.strip():
             return int(result.stdout)
         await trio.sleep(0.02)
-
-
-async def _tasks_once_idle() -> list[str]:
-    """trissh's tasks once the writer is done: it runs only while there is something to send."""
-    while "trissh transport writer" in (tasks := sorted(trissh_tasks())):
-        await trio.sleep(0.01)
-    return tasks
 
 
 async def _wait_until_gone(conn: trissh.SSHConnection, pid: int) -> None:
@@ -261,7 +254,7 @@ async def test_cancelled_block_stops_remote_command(signal_login: SignalLogin, a
     command = f"echo $$ > {pid_file}; exec sleep 1000"
     with trio.fail_after(30):
         async with connect_signalable(signal_login) as conn:
-            before = await _tasks_once_idle()
+            before = await trissh_tasks_once_idle()
             async with trio.open_nursery() as nursery:
                 scope = trio.CancelScope()
 
@@ -280,7 +273,7 @@ async def test_cancelled_block_stops_remote_command(signal_login: SignalLogin, a
                 assert await _pid_alive(conn, pid)
                 scope.cancel()
             await _wait_until_gone(conn, pid)
-            assert await _tasks_once_idle() == before
+            assert await trissh_tasks_once_idle() == before
         assert trissh_tasks() == []
 
 

@@ -27,6 +27,7 @@ from ._auth.keys import (
 from ._auth.known_hosts import HostKeyStatus, KnownHosts
 from ._channels.process_io import DEVNULL, PIPE, STDOUT, Redirect
 from ._channels.session import CompletedProcess, ExitSignal, Process
+from ._channels.streams import ChannelReceiveStream, ChannelSendStream, ChannelStream
 from ._connect import ConnectTimeout, connect
 from ._driver import SSHClientTransport
 from ._errors import (
@@ -36,6 +37,7 @@ from ._errors import (
     ConnectionLost,
     DisconnectError,
     DisconnectReason,
+    ForwardingError,
     HostKeyNotVerifiable,
     KeyImportError,
     PermissionDenied,
@@ -43,6 +45,8 @@ from ._errors import (
     ProtocolError,
     SSHError,
 )
+from ._forwarding.local import LocalForward
+from ._forwarding.remote import RemoteForward
 from ._transport.negotiate import DirectionAlgorithms, Negotiated
 from .connection import SSHConnection
 
@@ -52,6 +56,9 @@ __all__ = [
     "AgentError",
     "Certificate",
     "ChannelOpenError",
+    "ChannelReceiveStream",
+    "ChannelSendStream",
+    "ChannelStream",
     "ChannelOpenFailureReason",
     "CompletedProcess",
     "ConnectTimeout",
@@ -61,11 +68,13 @@ __all__ = [
     "DisconnectError",
     "DisconnectReason",
     "ExitSignal",
+    "ForwardingError",
     "GexBits",
     "HostKeyNotVerifiable",
     "HostKeyStatus",
     "KeyImportError",
     "KnownHosts",
+    "LocalForward",
     "Negotiated",
     "PIPE",
     "PassphraseRequired",
@@ -76,6 +85,7 @@ __all__ = [
     "ProtocolError",
     "PublicKey",
     "Redirect",
+    "RemoteForward",
     "SSHAgentClient",
     "SSHClientTransport",
     "SSHConnection",

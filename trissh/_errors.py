@@ -17,6 +17,7 @@ __all__ = [
     "ConnectionLost",
     "DisconnectError",
     "DisconnectReason",
+    "ForwardingError",
     "HostKeyNotVerifiable",
     "KeyImportError",
     "PermissionDenied",
@@ -130,6 +131,11 @@ class ChannelOpenError(SSHError):
         self.reason = reason
         name = self.code.name if isinstance(self.code, ChannelOpenFailureReason) else str(code)
         super().__init__(f"channel open failed: {name}: {reason}")
+
+
+class ForwardingError(SSHError):
+    """A port forwarding could not be set up: the server refused to listen (``tcpip-forward``,
+    ``streamlocal-forward@openssh.com``), or the local address could not be bound."""
 
 
 class ProcessError(SSHError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
@@ -21,6 +21,10 @@ from ._channels.process_io import PIPE, OutputTarget
 from ._channels.session import CompletedProcess, Process
 from ._channels.streams import ChannelStream
 from ._driver import SSHClientTransport
+from ._forwarding import local as _local
+from ._forwarding import remote as _remote
+from ._forwarding.local import LocalForward
+from ._forwarding.remote import Destination, RemoteForward
 from ._transport.negotiate import Negotiated
 
 __all__ = ["SSHConnection"]
@@ -230,6 +234,75 @@ class SSHConnection:
             ChannelOpenError: the server refused (sshd: ``AllowStreamLocalForwarding``) or could not connect.
         """
         return await open_unix_stream(self._mux, path)
+
+    def forward_local_port(
+        self, listen_host: str, listen_port: int, dest_host: str, dest_port: int
+    ) -> AbstractAsyncContextManager[LocalForward]:
+        """Listen on ``listen_host:listen_port`` here; carry each connection to ``dest_host:dest_port``
+        as the server connects to it (``ssh -L``). An async context manager yielding a :class:`LocalForward`.
+
+        ``listen_host``: an address or a name (``"localhost"`` listens on 127.0.0.1 and ::1), or ``""``
+        for every interface. ``listen_port`` 0 lets the system choose: ``forward.port`` says which.
+        Each accepted connection is carried by a task of its own; one whose channel the server refuses
+        is closed (and logged), and the others carry on. Leaving the block closes the listener and
+        every connection it carries; when the SSH connection ends, the listener closes.
+
+        Raises:
+            ForwardingError: the address cannot be listened on.
+        """
+        return _local.forward_local_port(self._mux, listen_host, listen_port, dest_host, dest_port)
+
+    def forward_local_unix(
+        self, listen_path: str | os.PathLike[str], dest_path: str | os.PathLike[str]
+    ) -> AbstractAsyncContextManager[LocalForward]:
+        """Listen on the unix socket ``listen_path`` here; carry each connection to the unix socket
+        ``dest_path`` on the server (``ssh -L /here:/there``, ``direct-streamlocal@openssh.com``).
+
+        A stale socket file at ``listen_path`` is replaced (anything else there is an error); the socket
+        is removed when the block ends. Otherwise as :meth:`forward_local_port`.
+        """
+        return _local.forward_local_unix(self._mux, listen_path, dest_path)
+
+    def forward_remote_port(
+        self, listen_host: str, listen_port: int, destination: Destination
+    ) -> AbstractAsyncContextManager[RemoteForward]:
+        """Ask the server to listen on ``listen_host:listen_port`` (``ssh -R``, ``tcpip-forward``) and carry
+        each connection it accepts to ``destination``: a local ``(host, port)``, a local unix socket
+        path, or an async ``handler(stream)`` that takes over the connection as a :class:`ChannelStream`.
+
+        ``listen_host`` as sshd reads it: ``"localhost"`` (loopback), ``""`` or ``"*"`` (every
+        interface, if its ``GatewayPorts`` allows), or an address. ``listen_port`` 0: the server
+        chooses, and ``forward.port`` says which. A destination that refuses a connection gets its
+        channel refused; a handler's exception ends the forwarding and comes out of the block. Leaving
+        the block sends ``cancel-tcpip-forward`` and closes what is still open.
+
+        Raises:
+            ForwardingError: the server refused to listen (sshd: ``AllowTcpForwarding``, a port in use).
+        """
+        return _remote.forward_remote_port(self._mux, listen_host, listen_port, destination)
+
+    def forward_remote_unix(
+        self, listen_path: str, destination: Destination
+    ) -> AbstractAsyncContextManager[RemoteForward]:
+        """Ask the server to listen on the unix socket ``listen_path`` (``streamlocal-forward@openssh.com``)
+        and carry each connection to ``destination``, as :meth:`forward_remote_port` does.
+
+        sshd refuses when the path exists, unless its ``StreamLocalBindUnlink`` is ``yes``.
+
+        Raises:
+            ForwardingError: the server refused.
+        """
+        return _remote.forward_remote_unix(self._mux, listen_path, destination)
+
+    def forward_socks(self, listen_host: str, listen_port: int) -> AbstractAsyncContextManager[LocalForward]:
+        """Dynamic forwarding (``ssh -D``): a SOCKS server on ``listen_host:listen_port`` here, each client's
+        CONNECT carried to the host it names as the server connects to it.
+
+        SOCKS4, SOCKS4a and SOCKS5 (CONNECT, no authentication; names resolved by the server with
+        SOCKS4a and SOCKS5 domain requests). A client that speaks anything else is closed, with the
+        reason logged on ``trissh.forwarding``. Otherwise as :meth:`forward_local_port`.
+        """
+        return _local.forward_socks(self._mux, listen_host, listen_port)
 
     async def rekey(self) -> None:
         """Start a new key exchange now and wait for it to complete."""

@@ -1,0 +1,1 @@
+"""Port forwarding: local, remote and dynamic (SOCKS) forwards over SSH channels."""
