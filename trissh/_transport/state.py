@@ -59,6 +59,7 @@ from .._wire import Reader, byte, string, uint32
 from .events import NEED_DATA, Event, HostKeyReceived, KexComplete, PacketReceived
 from .host_key import check_rekey_host_key, verified_host_key
 from .key_derivation import derive_keys
+from .message_rules import allowed_during_kex, check_strict_initial_kex, log_debug_message, parse_ext_info
 from .negotiate import AlgorithmPreferences, KexInit, Negotiated, negotiate
 from .packets import PacketReader, PacketWriter
 from .version import CLIENT_VERSION, VersionParser, version_line
@@ -105,20 +106,6 @@ class KexState(Enum):
     VERIFYING = "verifying host key"
     #: We sent NEWKEYS and wait for the server's.
     NEWKEYS_SENT = "NEWKEYS sent"
-
-
-def allowed_during_kex(message_type: int) -> bool:
-    """May this message be sent between our KEXINIT and our NEWKEYS? (RFC 4253 §7.1)
-
-    Transport generic messages (1-19) except the service messages, and key
-    exchange messages (20-49) except a further KEXINIT.
-    """
-    if 1 <= message_type <= 19:
-        return message_type not in (msg.SERVICE_REQUEST, msg.SERVICE_ACCEPT)
-    return 20 <= message_type <= 49 and message_type != msg.KEXINIT
-
-
-_KEX_MESSAGE_TYPES: Final = frozenset({msg.KEXINIT, msg.NEWKEYS, *range(30, 50)})
 
 
 class TransportState:
@@ -398,7 +385,7 @@ class TransportState:
             # RFC 8308 §2.4: EXT_INFO may only be the first packet after the first NEWKEYS.
             self._ext_info_allowed = False
             if kind == msg.EXT_INFO:
-                self._handle_ext_info(payload)
+                self.extensions.update(parse_ext_info(payload))
                 return None
         if kind == msg.DISCONNECT:
             reader = Reader(payload, "DISCONNECT")
@@ -407,10 +394,8 @@ class TransportState:
             text = reader.text()
             self.phase = Phase.CLOSED
             raise DisconnectError(code, text)
-        if self.strict_kex and self.negotiated is None and kind not in _KEX_MESSAGE_TYPES:
-            raise ProtocolError(
-                f"strict key exchange: unexpected {msg.message_name(kind)} during the initial key exchange"
-            )
+        if self.strict_kex and self.negotiated is None:
+            check_strict_initial_kex(kind)
         if kind == msg.KEXINIT:
             self._handle_kexinit(seq, payload)
             return None
@@ -421,7 +406,7 @@ class TransportState:
         if kind == msg.IGNORE:
             return None
         if kind == msg.DEBUG:
-            self._handle_debug(payload)
+            log_debug_message(payload)
             return None
         if kind == msg.UNIMPLEMENTED:
             reader = Reader(payload, "UNIMPLEMENTED")
@@ -460,25 +445,6 @@ class TransportState:
             self._writer.compressor = compressor_for(negotiated.client_to_server.compression, True)
         if self._reader.decompressor is None:
             self._reader.decompressor = decompressor_for(negotiated.server_to_client.compression, True)
-
-    def _handle_debug(self, payload: bytes | memoryview) -> None:
-        reader = Reader(payload, "DEBUG")
-        reader.byte()
-        always = reader.boolean()
-        text = reader.text()
-        log.log(logging.INFO if always else logging.DEBUG, "server debug message: %s", text)
-
-    def _handle_ext_info(self, payload: bytes | memoryview) -> None:
-        reader = Reader(payload, "EXT_INFO")
-        reader.byte()
-        count = reader.uint32()
-        if count > 1024:
-            raise ProtocolError(f"EXT_INFO announces {count} extensions")
-        for _ in range(count):
-            name = reader.ascii()
-            self.extensions[name] = reader.string()
-        reader.check_end()
-        log.debug("server extensions: %s", ", ".join(self.extensions))
 
     # --- key exchange ---------------------------------------------------------------
 
