@@ -392,24 +392,23 @@ async def test_100_streams_at_once_and_one_stalled(sshd: SSHServer) -> None:
 Scenario = Callable[[trissh.SSHConnection, int, trio.Event], Awaitable[None]]
 
 
+async def _transfer_through(port: int, started: trio.Event) -> None:
+    _ports.append(port)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"x" * MiB)
+        started.set()
+        await endless_exchange(stream)
+
+
 async def _local_transfer(conn: trissh.SSHConnection, echo_port: int, started: trio.Event) -> None:
     async with conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", echo_port) as forward:
-        _ports.append(forward.port)
-        stream = await trio.open_tcp_stream("127.0.0.1", forward.port)
-        async with stream:
-            await stream.send_all(b"x" * MiB)
-            started.set()
-            await endless_exchange(stream)
+        await _transfer_through(forward.port, started)
 
 
 async def _remote_transfer(conn: trissh.SSHConnection, echo_port: int, started: trio.Event) -> None:
     async with conn.forward_remote_port("127.0.0.1", 0, ("127.0.0.1", echo_port)) as forward:
-        _ports.append(forward.port)
-        stream = await trio.open_tcp_stream("127.0.0.1", forward.port)
-        async with stream:
-            await stream.send_all(b"x" * MiB)
-            started.set()
-            await endless_exchange(stream)
+        await _transfer_through(forward.port, started)
 
 
 async def _socks_transfer(conn: trissh.SSHConnection, echo_port: int, started: trio.Event) -> None:

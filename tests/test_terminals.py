@@ -7,7 +7,7 @@ import re
 
 import pytest
 import trio
-from test_integration import connect
+from test_integration import connect, trissh_tasks_once_idle
 
 from trissh._channels.terminal import encode_terminal_modes
 from trissh.testing import SSHServer
@@ -95,3 +95,24 @@ async def test_shell_without_pty_and_misuse(sshd: SSHServer) -> None:
                 await conn.run("true", term_modes={"ECHO": 0})
             with pytest.raises(ValueError, match="term_size must be"):
                 await conn.run("true", term_type="xterm", term_size=(80,))
+
+
+async def test_cancelled_shell_is_gone_and_leaves_no_task(sshd: SSHServer) -> None:
+    """A shell block cancelled mid-session: sshd hangs up the pty (the shell and its child are gone),
+    no trissh task is left but the connection's, and the connection carries on."""
+    with trio.fail_after(30):
+        async with connect(sshd) as conn:
+            before = await trissh_tasks_once_idle()
+            with trio.CancelScope() as scope:
+                async with conn.open_shell(term_modes={"ECHO": 0}) as sh:
+                    await sh.stdin.send_all(b"echo PID=$$; exec sleep 1000\n")
+                    out = (await _read_until(sh.stdout, b"\n")).decode()
+                    while not re.search(r"PID=(\d+)\r?\n", out):
+                        out += (await sh.stdout.receive_some()).decode()
+                    pid = int(re.search(r"PID=(\d+)", out).group(1))  # type: ignore[union-attr]
+                    scope.cancel()
+                    await trio.sleep_forever()
+            assert scope.cancelled_caught
+            while (await conn.run(f"kill -0 {pid}")).returncode == 0:
+                await trio.sleep(0.02)
+            assert await trissh_tasks_once_idle() == before
