@@ -6,6 +6,8 @@ Run them with ``scripts/bench`` (or ``python -m benchmarks.run``). The pieces:
   measurement in a fresh process (:mod:`benchmarks.worker`), the clients interleaved round after round, then
   prints the table and writes the JSON results and the chart.
 * :mod:`benchmarks.worker` — one case for one client, in its own process; prints one JSON line.
+* :mod:`benchmarks.forward` — the same for the forwarding cases, with :mod:`benchmarks.endpoints`, the app
+  and the sink at either end of a forwarded connection (processes of their own).
 * :mod:`benchmarks.chart` — the PNG chart, drawn from a results JSON file.
 
 This module holds what they share: the names of the clients and cases, the ciphers, and the sizes of the
@@ -22,6 +24,8 @@ __all__ = [
     "CIPHERS",
     "CLIENTS",
     "ETM_MAC",
+    "FORWARD_CASES",
+    "FORWARD_CIPHERS",
     "FULL",
     "QUICK",
     "TRANSFER_CASES",
@@ -32,10 +36,14 @@ __all__ = [
 CLIENTS: Final = ("trissh", "asyncssh", "paramiko", "ssh")
 
 #: Every case, in the order they run within a round.
-CASES: Final = ("download", "upload", "handshake", "fanout", "channels")
+CASES: Final = ("download", "upload", "handshake", "fanout", "channels", "forward", "streams")
 
 #: The bulk-transfer cases: one variant per cipher.
 TRANSFER_CASES: Final = ("download", "upload")
+
+#: The TCP forwarding cases (run by :mod:`benchmarks.forward`): a local port forward, its variants the
+#: direction of the data ("download": from the sink to the app), and many direct-tcpip streams at once.
+FORWARD_CASES: Final = ("forward", "streams")
 
 #: The MAC paired with every cipher (only the CTR cipher uses it; AEAD ciphers authenticate by themselves).
 ETM_MAC: Final = "hmac-sha2-256-etm@openssh.com"
@@ -48,6 +56,10 @@ CIPHERS: Final = (
     "aes256-ctr",
 )
 
+#: The cipher every client must use in the forwarding cases (a default every client here supports; the
+#: clients' own defaults differ, and the comparison would measure that instead).
+FORWARD_CIPHERS: Final = {case: "aes128-gcm@openssh.com" for case in FORWARD_CASES}
+
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
@@ -56,7 +68,9 @@ class Sizes:
     Fields: rounds (how often every measurement is repeated), transfer_bytes (per download or upload),
     handshakes (per handshake worker, after one untimed cold connection), fanout_connections (concurrent
     connections from one process), channels (concurrent sessions on one connection), channel_bytes (output of
-    each session), timeout (seconds a worker may take before it is killed).
+    each session), forward_bytes (per forwarded download or upload), streams (concurrent direct-tcpip
+    streams on one connection), stream_bytes (sent on each stream), timeout (seconds a worker may take before
+    it is killed).
     """
 
     rounds: int
@@ -65,6 +79,9 @@ class Sizes:
     fanout_connections: int
     channels: int
     channel_bytes: int
+    forward_bytes: int
+    streams: int
+    stream_bytes: int
     timeout: float
 
 
@@ -76,6 +93,9 @@ FULL: Final = Sizes(
     fanout_connections=1000,
     channels=100,
     channel_bytes=4 << 20,
+    forward_bytes=256 << 20,
+    streams=100,
+    stream_bytes=1 << 20,
     timeout=600.0,
 )
 
@@ -87,5 +107,8 @@ QUICK: Final = Sizes(
     fanout_connections=20,
     channels=5,
     channel_bytes=64 << 10,
+    forward_bytes=1 << 20,
+    streams=5,
+    stream_bytes=64 << 10,
     timeout=60.0,
 )

@@ -56,7 +56,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks import CASES, CIPHERS, CLIENTS, ETM_MAC, FULL, QUICK, TRANSFER_CASES, Sizes
+from benchmarks import (
+    CASES,
+    CIPHERS,
+    CLIENTS,
+    ETM_MAC,
+    FORWARD_CASES,
+    FORWARD_CIPHERS,
+    FULL,
+    QUICK,
+    TRANSFER_CASES,
+    Sizes,
+)
 
 __all__ = ["METRICS", "Metric", "main"]
 
@@ -79,6 +90,9 @@ NOT_RUN: Final = {
     "client library",
     ("channels", "ssh"): "many sessions on one connection: an ssh process runs one session (ControlMaster "
     "multiplexing would measure something else)",
+    ("streams", "ssh"): "many direct-tcpip streams on one connection: an ssh process carries one (-W), or a "
+    "listener (-L: the forward case)",
+    ("forward", "paramiko"): "no local port forwarding in paramiko's API (only its demos/forward.py)",
 }
 
 #: The Python package behind each client (None: a program).
@@ -114,7 +128,7 @@ def _per_gib(cpu: float, size: int) -> float:
 METRICS: Final = (
     *(
         metric
-        for case in TRANSFER_CASES
+        for case in (*TRANSFER_CASES, "forward")
         for metric in (
             Metric(case, "mbps", "MB/s, transfer", "MB/s", "higher", "in-process",
                    lambda r: r["result"]["bytes"] / _MB / r["result"]["seconds"]),
@@ -122,8 +136,10 @@ METRICS: Final = (
                    lambda r: _per_gib(r["result"]["cpu_seconds"], r["result"]["bytes"])),
             Metric(case, "mbps_process", "MB/s, process", "MB/s", "higher", "whole process",
                    lambda r: r["result"]["bytes"] / _MB / r["wall_seconds"]),
+            # forward: without the app's CPU (a process of its own, the same for every client).
             Metric(case, "cpu_per_gib_process", "CPU/GiB, process", "s", "lower", "whole process",
-                   lambda r: _per_gib(r["cpu_seconds"], r["result"]["bytes"])),
+                   lambda r: _per_gib(r["cpu_seconds"] - r["result"].get("app_cpu_seconds", 0.0),
+                                      r["result"]["bytes"])),
         )
     ),
     Metric("handshake", "median", "median, warm", "ms", "lower", "in-process",
@@ -135,7 +151,7 @@ METRICS: Final = (
            lambda r: r["result"]["cold"] * 1e3),
     *(
         metric
-        for case in ("fanout", "channels")
+        for case in ("fanout", "channels", "streams")
         for metric in (
             Metric(case, "wall", "wall", "s", "lower", "in-process", lambda r: r["result"]["seconds"]),
             Metric(case, "cpu", "CPU", "s", "lower", "in-process", lambda r: r["result"]["cpu_seconds"]),
@@ -170,6 +186,10 @@ class Plan:
             return (f"{s.handshakes}x ed25519",)
         if case == "fanout":
             return (f"{s.fanout_connections} conns",)
+        if case == "forward":
+            return ("download", "upload")
+        if case == "streams":
+            return (f"{s.streams}x {_size(s.stream_bytes)}",)
         return (f"{s.channels}x {_size(s.channel_bytes)}",)
 
     def size_and_count(self, case: str) -> tuple[int, int]:
@@ -180,6 +200,8 @@ class Plan:
             "handshake": (0, s.handshakes),
             "fanout": (0, s.fanout_connections),
             "channels": (s.channel_bytes, s.channels),
+            "forward": (s.forward_bytes, 1),
+            "streams": (s.stream_bytes, s.streams),
         }[case]
 
 
@@ -213,10 +235,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _worker_command(server: Any, plan: Plan, case: str, variant: str, client: str) -> list[str]:
+def _worker_command(
+    server: Any, sink_port: int | None, plan: Plan, case: str, variant: str, client: str
+) -> list[str]:
     size, count = plan.size_and_count(case)
+    module = ["benchmarks.worker"]
+    if case in FORWARD_CASES:
+        assert sink_port is not None
+        module = ["benchmarks.forward", "--sink-port", str(sink_port)]
     return [
-        sys.executable, "-m", "benchmarks.worker",
+        sys.executable, "-m", *module,
         "--client", client, "--case", case, "--variant", variant,
         "--host", server.host, "--port", str(server.port), "--user", server.username,
         "--key", str(server.client_key), "--known-hosts", str(server.known_hosts),
@@ -286,7 +314,7 @@ def _jobs(plan: Plan) -> Iterator[tuple[int, str, str, str]]:
                     yield round_number, case, variant, client
 
 
-def run_all(server: Any, plan: Plan, missing: dict[str, str]) -> list[Record]:
+def run_all(server: Any, sink_port: int | None, plan: Plan, missing: dict[str, str]) -> list[Record]:
     """Run every job, interleaving the clients; print progress and failures to stderr as they happen."""
     records: list[Record] = []
     unsupported: dict[tuple[str, str, str], str] = {}
@@ -296,7 +324,7 @@ def run_all(server: Any, plan: Plan, missing: dict[str, str]) -> list[Record]:
         if key in unsupported:  # learnt in the first round: not worth a process per round
             record: Record = {"status": "unsupported", "reason": unsupported[key], "wall_seconds": 0.0}
         else:
-            command = _worker_command(server, plan, case, variant, client)
+            command = _worker_command(server, sink_port, plan, case, variant, client)
             record = run_worker(command, plan.sizes.timeout)
         record = {"round": round_number, "case": case, "variant": variant, "client": client, **record}
         if record["status"] == "unsupported":
@@ -453,12 +481,15 @@ Cells: median [min-max] over the rounds; MB = 10^6 bytes; "better": which way is
 worker process, from outside (interpreter start-up, imports and connect included); "cold": from process
 start to the end of the first handshake. For ssh, "transfer" is the ssh process alone (its connect
 included) and "process" adds the Python harness that feeds or reads its pipe. fanout: every connection
-stays open until all have run `echo`; at most 100 are connecting at once (sshd's listen backlog is 128)."""
+stays open until all have run `echo`; at most 100 are connecting at once (sshd's listen backlog is 128).
+forward: app -> the client's local forward listener -> SSH -> sshd -> a sink on 127.0.0.1; the app and the
+sink are processes of their own, and "process" leaves the app's CPU out. streams: direct-tcpip streams
+opened at once on one connection, each sending its data to the sink. Both force {cipher}."""
 
 
 def notes(summary: list[Record], kex: dict[str, str]) -> str:
     """The legend, the negotiated kex, and every failed, unsupported or skipped entry with its reason."""
-    lines = [_LEGEND]
+    lines = [_LEGEND.format(cipher=FORWARD_CIPHERS["forward"])]
     if kex:
         lines.append("Key exchange negotiated: " + ", ".join(f"{c} {k}" for c, k in kex.items()) + ".")
     places: dict[tuple[str, str, str], list[str]] = {}
@@ -479,6 +510,30 @@ def notes(summary: list[Record], kex: dict[str, str]) -> str:
 
 
 # --- machine and run information ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _sink(plan: Plan) -> Iterator[int | None]:
+    """The forwarding cases' sink (:mod:`benchmarks.endpoints`), for the whole run; its port, or None.
+
+    It runs here, not in the workers, so that its CPU is no worker's (and its start-up no worker's time).
+    """
+    if not set(plan.cases) & set(FORWARD_CASES):
+        yield None
+        return
+    argv = [sys.executable, "-m", "benchmarks.endpoints", "sink"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the forwarding sink did not start: {line!r}, status {proc.poll()}")
+        yield int(line)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _command_output(argv: list[str]) -> str:
@@ -602,8 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     try:
-        with start_sshd(extra_config=SSHD_CONFIG) as server:
-            records = run_all(server, plan, missing)
+        with start_sshd(extra_config=SSHD_CONFIG) as server, _sink(plan) as sink_port:
+            records = run_all(server, sink_port, plan, missing)
     except RuntimeError as exc:  # sshd could not start: nothing can run
         print(f"benchmarks: the server failed: {exc}", file=sys.stderr)
         return 1
@@ -623,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clients": list(plan.clients),
         "ciphers": list(plan.ciphers),
         "mac_for_ctr": ETM_MAC,
+        "forward_ciphers": FORWARD_CIPHERS,
         "sshd_config": list(SSHD_CONFIG),
         "machine": machine,
         "missing_clients": missing,

@@ -47,12 +47,12 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Final
 
-from benchmarks import CASES, CLIENTS, ETM_MAC, TRANSFER_CASES
+from benchmarks import CASES, CLIENTS, ETM_MAC, FORWARD_CIPHERS, TRANSFER_CASES
 
 __all__ = ["Job", "main"]
 
@@ -106,8 +106,8 @@ class Job:
 
     @property
     def cipher(self) -> str | None:
-        """The cipher to force, for the transfer cases; None: the client's defaults."""
-        return self.variant if self.case in TRANSFER_CASES else None
+        """The cipher to force (the variant of a transfer case); None: the client's defaults."""
+        return self.variant if self.case in TRANSFER_CASES else FORWARD_CIPHERS.get(self.case)
 
 
 # --- measuring and checking ---------------------------------------------------------------------------------
@@ -295,6 +295,37 @@ def _check_echo(index: int, status: int | None, output: bytes) -> None:
         raise DataError(f"`echo {index}` gave status {status}, output {output[:100]!r}")
 
 
+async def _all_on_trio(count: int, one: Callable[[int], Awaitable[None]]) -> tuple[float, float, int]:
+    """Run ``one(0)`` .. ``one(count - 1)`` at once in a Trio nursery: (seconds, CPU seconds, RSS before)."""
+    import trio
+
+    baseline = _maxrss_kib()
+    meter = Meter()
+    async with trio.open_nursery() as nursery:
+        for index in range(count):
+            nursery.start_soon(one, index)
+    return (*meter.stop(), baseline)
+
+
+async def _all_on_asyncio(count: int, one: Callable[[int], Awaitable[None]]) -> tuple[float, float, int]:
+    """The same on asyncio, with ``gather``."""
+    import asyncio
+
+    baseline = _maxrss_kib()
+    meter = Meter()
+    await asyncio.gather(*(one(index) for index in range(count)))
+    return (*meter.stop(), baseline)
+
+
+def _all_in_threads(count: int, one: Callable[[int], object]) -> tuple[float, float, int]:
+    """The same with a thread each (Paramiko is thread-based: one thread per connection, plus its own)."""
+    baseline = _maxrss_kib()
+    meter = Meter()
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        list(pool.map(one, range(count)))
+    return (*meter.stop(), baseline)
+
+
 def _concurrent_result(job: Job, seconds: float, cpu: float, baseline_kib: int) -> Result:
     return {
         "count": job.count,
@@ -383,18 +414,12 @@ async def _trissh_fanout(job: Job) -> Result:
         except Exception as exc:
             failures.add(index, exc)
 
-    baseline = _maxrss_kib()
-    meter = Meter()
-    async with trio.open_nursery() as nursery:
-        for index in range(job.count):
-            nursery.start_soon(one, index)
-    seconds, cpu = meter.stop()
+    seconds, cpu, baseline = await _all_on_trio(job.count, one)
     failures.check()
     return _concurrent_result(job, seconds, cpu, baseline)
 
 
 async def _trissh_channels(job: Job) -> Result:
-    import trio
 
     failures = _Failures("session", job.count)
     command = _channel_command(job.size)
@@ -414,12 +439,7 @@ async def _trissh_channels(job: Job) -> Result:
             except Exception as exc:
                 failures.add(index, exc)
 
-        baseline = _maxrss_kib()
-        meter = Meter()
-        async with trio.open_nursery() as nursery:
-            for index in range(job.count):
-                nursery.start_soon(one, index)
-        seconds, cpu = meter.stop()
+        seconds, cpu, baseline = await _all_on_trio(job.count, one)
     failures.check()
     return _concurrent_result(job, seconds, cpu, baseline)
 
@@ -515,16 +535,12 @@ async def _asyncssh_fanout(job: Job) -> Result:
         except Exception as exc:
             failures.add(index, exc)
 
-    baseline = _maxrss_kib()
-    meter = Meter()
-    await asyncio.gather(*(one(index) for index in range(job.count)))
-    seconds, cpu = meter.stop()
+    seconds, cpu, baseline = await _all_on_asyncio(job.count, one)
     failures.check()
     return _concurrent_result(job, seconds, cpu, baseline)
 
 
 async def _asyncssh_channels(job: Job) -> Result:
-    import asyncio
 
     failures = _Failures("session", job.count)
     command = _channel_command(job.size)
@@ -543,10 +559,7 @@ async def _asyncssh_channels(job: Job) -> Result:
             except Exception as exc:
                 failures.add(index, exc)
 
-        baseline = _maxrss_kib()
-        meter = Meter()
-        await asyncio.gather(*(one(index) for index in range(job.count)))
-        seconds, cpu = meter.stop()
+        seconds, cpu, baseline = await _all_on_asyncio(job.count, one)
     failures.check()
     return _concurrent_result(job, seconds, cpu, baseline)
 
@@ -687,12 +700,7 @@ def _paramiko_fanout(job: Job) -> Result:
             if client is not None:
                 client.close()
 
-    baseline = _maxrss_kib()
-    meter = Meter()
-    # Paramiko is thread-based: one thread per connection (plus the transport's own), all at once.
-    with ThreadPoolExecutor(max_workers=job.count) as pool:
-        list(pool.map(one, range(job.count)))
-    seconds, cpu = meter.stop()
+    seconds, cpu, baseline = _all_in_threads(job.count, one)
     failures.check()
     return _concurrent_result(job, seconds, cpu, baseline)
 
@@ -717,11 +725,7 @@ def _paramiko_channels(job: Job) -> Result:
             except Exception as exc:
                 failures.add(index, exc)
 
-        baseline = _maxrss_kib()
-        meter = Meter()
-        with ThreadPoolExecutor(max_workers=job.count) as pool:
-            list(pool.map(one, range(job.count)))
-        seconds, cpu = meter.stop()
+        seconds, cpu, baseline = _all_in_threads(job.count, one)
     finally:
         client.close()
     failures.check()
@@ -910,12 +914,12 @@ def _parse(argv: list[str] | None) -> Job:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one job and print its JSON line; return the exit status."""
+def main(argv: list[str] | None = None, runners: Mapping[tuple[str, str], Any] = _RUNNERS) -> int:
+    """Run one job (``runners`` by client and case: benchmarks.forward has its own); print its JSON line."""
     job = _parse(argv)
     _raise_file_limit()
     try:
-        outcome: Result = {"status": "ok", "result": _RUNNERS[job.client, job.case](job)}
+        outcome: Result = {"status": "ok", "result": runners[job.client, job.case](job)}
     except Unsupported as exc:
         outcome = {"status": "unsupported", "reason": str(exc)}
     except Exception as exc:

@@ -80,7 +80,7 @@ def test_every_case_and_client_has_figures(
     """Each (case, variant, figure, client) has a median, or a stated reason: a cipher paramiko lacks, or a
     case the ssh client does not run."""
     _, data, _ = quick
-    assert data["cases"] == ["download", "upload", "handshake", "fanout", "channels"]
+    assert data["cases"] == ["download", "upload", "handshake", "fanout", "channels", "forward", "streams"]
     assert len(data["ciphers"]) == 4
     seen = {(e["case"], e["client"]) for e in data["summary"]}
     assert seen == {(case, client) for case in data["cases"] for client in available_clients()}
@@ -93,10 +93,16 @@ def test_every_case_and_client_has_figures(
             assert entry["variant"] in entry["note"], where
         else:
             assert entry["status"] == "skipped", where
-            assert entry["client"] == "ssh" and entry["case"] in ("fanout", "channels"), where
+            assert (entry["client"], entry["case"]) in {
+                ("ssh", "fanout"),
+                ("ssh", "channels"),
+                ("ssh", "streams"),
+                ("paramiko", "forward"),
+            }, where
     ratios = {(r["case"], r["metric"]) for r in data["ratios"]}
     if "asyncssh" in available_clients():
         assert ("download", "mbps") in ratios and ("handshake", "median") in ratios
+        assert ("forward", "mbps") in ratios and ("streams", "wall") in ratios
 
 
 def test_data_was_checked(quick: Quick) -> None:
@@ -110,6 +116,10 @@ def test_data_was_checked(quick: Quick) -> None:
         where = f"{run['case']} {run['variant']} {run['client']}"
         if run["case"] in ("download", "upload"):
             assert result["bytes"] == sizes["transfer_bytes"], where
+        elif run["case"] == "forward":
+            assert result["bytes"] == sizes["forward_bytes"], where
+        elif run["case"] == "streams":
+            assert result["count"] == sizes["streams"], where
         elif run["case"] == "handshake":
             assert len(result["times"]) == sizes["handshakes"], where
             assert result["kex"] and result["kex"] != "?", where
