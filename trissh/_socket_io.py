@@ -100,6 +100,37 @@ async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
 
+async def send_all_parts(sock: trio.socket.SocketType, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` to ``sock`` in order, with ``writev``: the gathering is the kernel's copy, not ours.
+
+    ``parts`` is consumed (emptied) as it is written.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    fd = _descriptor(sock)
+    waited = False
+    while parts:
+        try:
+            sent = os.writev(fd, parts[:_IOV_MAX])
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(fd)
+            waited = True
+            continue
+        while sent:  # drop what went, keep the rest of a part written in part
+            size = len(parts[0])
+            if sent >= size:
+                sent -= size
+                del parts[0]
+            else:
+                parts[0] = memoryview(parts[0])[sent:]
+                sent = 0
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+#: The most parts one writev takes (POSIX guarantees at least 16; Linux allows 1024).
+_IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+
 def close(sock: trio.socket.SocketType, discard_limit: int = 256 * 1024) -> None:
     """Close ``sock``, first reading and dropping what has already arrived (up to ``discard_limit``).
 

@@ -28,11 +28,14 @@ The halves hold no buffers of their own: data waits in the
 from __future__ import annotations
 
 import operator
-from typing import final
+from collections.abc import Callable
+from typing import TypeVar, final
 
 import trio
 
 from .channel import Channel
+
+_Taken = TypeVar("_Taken", bytes, list[bytes | memoryview])
 
 __all__ = ["ChannelReceiveStream", "ChannelSendStream", "ChannelStream"]
 
@@ -116,6 +119,19 @@ class ChannelReceiveStream(trio.abc.ReceiveStream):
         return self._channel
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        chunk = await self._receive(self._channel.take, max_bytes)
+        return b"" if chunk is None else chunk
+
+    async def receive_parts(self, max_bytes: int | None = None) -> list[bytes | memoryview]:
+        """As :meth:`receive_some`, but the received packets unjoined (``[]`` at end of stream), for a
+        gathering write; views stay valid as long as they are held."""
+        parts = await self._receive(self._channel.take_parts, max_bytes)
+        return [] if parts is None else parts
+
+    async def _receive(
+        self, take: Callable[[int, int | None], _Taken | None], max_bytes: int | None
+    ) -> _Taken | None:
+        """Wait for ``take(stream, max_bytes)`` to give something; None at end of stream."""
         if self._closed or self._channel.closed_locally:
             await trio.lowlevel.checkpoint()
             raise trio.ClosedResourceError("the stream is closed")
@@ -129,7 +145,7 @@ class ChannelReceiveStream(trio.abc.ReceiveStream):
         try:
             channel = self._channel
             while True:
-                chunk = channel.take(self._stream, max_bytes)
+                chunk = take(self._stream, max_bytes)
                 if chunk is not None:
                     await trio.lowlevel.checkpoint()
                     return chunk
@@ -139,7 +155,7 @@ class ChannelReceiveStream(trio.abc.ReceiveStream):
                     raise channel.error
                 if channel.eof_received:
                     await trio.lowlevel.checkpoint()
-                    return b""
+                    return None
                 await channel.wait_data()
         finally:
             self._receiving = False
@@ -180,6 +196,10 @@ class ChannelStream(trio.abc.HalfCloseableStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         return await self._receive.receive_some(max_bytes)
+
+    async def receive_parts(self, max_bytes: int | None = None) -> list[bytes | memoryview]:
+        """:meth:`ChannelReceiveStream.receive_parts`."""
+        return await self._receive.receive_parts(max_bytes)
 
     async def aclose(self) -> None:
         self._channel.close_locally()

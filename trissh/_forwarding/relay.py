@@ -17,7 +17,9 @@ from typing import Final
 
 import trio
 
+from .._channels.streams import ChannelStream
 from .._errors import SSHError
+from .._socket_io import send_all_parts
 
 __all__ = ["RELAY_CHUNK", "relay"]
 
@@ -39,10 +41,29 @@ async def relay(local: trio.abc.Stream, remote: trio.abc.Stream, what: str = "fo
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump, local, remote, nursery.cancel_scope, what)
-            await _pump(remote, local, nursery.cancel_scope, what)
+            if isinstance(remote, ChannelStream) and isinstance(local, trio.SocketStream):
+                await _channel_to_socket(remote, local, nursery.cancel_scope, what)
+            else:
+                await _pump(remote, local, nursery.cancel_scope, what)
     finally:
         await trio.aclose_forcefully(local)
         await trio.aclose_forcefully(remote)
+
+
+async def _channel_to_socket(
+    source: ChannelStream, sink: trio.SocketStream, both: trio.CancelScope, what: str
+) -> None:
+    """The download direction without a copy of ours: the received packets go to the socket as they are,
+    gathered by one ``writev``."""
+    receive = source.receive_parts
+    sock = sink.socket
+    try:
+        while parts := await receive(RELAY_CHUNK):
+            await send_all_parts(sock, parts)
+        await sink.send_eof()
+    except _ENDED as exc:
+        log.debug("%s ended: %s", what, exc or type(exc).__name__)
+        both.cancel()
 
 
 async def _pump(
