@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import getpass
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import trio
 
+from ._algorithms.certificates import Certificate
+from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
 from ._auth.exchange import BannerHandler
 from ._auth.host_key_check import (
@@ -43,9 +46,15 @@ from ._options import algorithm_preferences
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
 from .connection import SSHConnection
 
-__all__ = ["ConnectTimeout", "connect"]
+__all__ = ["HANDSHAKE_TIMEOUT", "ConnectTimeout", "connect"]
 
 log = logging.getLogger("trissh.connection")
+
+#: Seconds the version exchange and the first key exchange may take when ``connect_timeout`` is None, so
+#: that a server which never sends its version line (or stalls the key exchange) cannot hang connect()
+#: forever. Generous (a slow link does both in well under a second; sshd's LoginGraceTime is 120 s for all
+#: of login); the host key check's own time is not counted, since a policy callback may ask a person.
+HANDSHAKE_TIMEOUT: Final = 60.0
 
 
 class ConnectTimeout(ConnectionLost):
@@ -198,6 +207,9 @@ def connect(
         rekey_bytes: start a new key exchange after this many bytes either way
             (default 1 GiB); rekey_seconds: ... after this long (default 1 hour).
         connect_timeout: seconds for TCP connect, key exchange and authentication.
+            None: no overall bound, but the version and key exchange must still
+            finish within ``trissh._connect.HANDSHAKE_TIMEOUT`` (60 s, the host
+            key check's own time aside).
         keepalive_interval: after this many seconds with nothing from the server,
             send a ``keepalive@openssh.com`` request (OpenSSH's
             ServerAliveInterval); None: never. keepalive_count_max: end the
@@ -305,6 +317,24 @@ async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
         raise error from error.__cause__
 
 
+class _HandshakeBound:
+    """:data:`HANDSHAKE_TIMEOUT` as a cancel scope, paused while the host key is being judged."""
+
+    def __init__(self, verifier: HostKeyVerifier) -> None:
+        self.scope = trio.CancelScope()  # its deadline is set when the handshake is awaited
+        self._verifier = verifier
+
+    async def __call__(self, key: PublicKey, certificate: Certificate | None = None, /) -> bool:
+        left = self.scope.deadline - trio.current_time()
+        self.scope.deadline = math.inf
+        try:
+            if certificate is None:  # the verifier may take one argument only (see verify_host_key)
+                return await self._verifier(key)
+            return await self._verifier(key, certificate)
+        finally:
+            self.scope.deadline = trio.current_time() + left
+
+
 async def _establish(
     nursery: trio.Nursery,
     options: ConnectOptions,
@@ -314,6 +344,9 @@ async def _establish(
     stage = "loading keys"
     transport: SSHClientTransport | None = None
     timeout = options.connect_timeout
+    # Without connect_timeout, the handshake still gets a bound of its own (authentication does not: its
+    # prompts may wait on a person).
+    bound = _HandshakeBound(verifier) if timeout is None else None
     try:
         with trio.fail_after(timeout if timeout is not None else float("inf")):
             # Keys first: a broken explicit key fails before anything is sent. The agent connection
@@ -328,12 +361,15 @@ async def _establish(
                     state,
                     host=options.host,
                     port=options.port,
-                    host_key_verifier=verifier,
+                    host_key_verifier=verifier if bound is None else bound,
                     rekey_seconds=options.rekey_seconds,
                 )
                 transport.start(nursery)
                 stage = "key exchange"
-                await transport.wait_secure()
+                if bound is None:
+                    await transport.wait_secure()
+                else:
+                    await _bounded_handshake(transport, bound, options)
                 stage = "authentication"
                 auth = await _authenticate(transport, options, sources)
             return SSHConnection(transport, auth)
@@ -349,6 +385,21 @@ async def _establish(
             with trio.CancelScope(shield=True):
                 await transport.aclose()
         raise
+
+
+async def _bounded_handshake(
+    transport: SSHClientTransport, bound: _HandshakeBound, options: ConnectOptions
+) -> None:
+    """Wait for the first key exchange within :data:`HANDSHAKE_TIMEOUT` (counted once TCP is connected)."""
+    with bound.scope:
+        bound.scope.deadline = trio.current_time() + HANDSHAKE_TIMEOUT
+        await transport.wait_secure()
+    if bound.scope.cancelled_caught:
+        phase = "version exchange" if transport.state.phase is Phase.VERSION else "key exchange"
+        raise ConnectTimeout(
+            f"{options.where} did not complete the {phase} within {HANDSHAKE_TIMEOUT:g} s "
+            "(HANDSHAKE_TIMEOUT, the bound of the version and key exchange when connect_timeout is None)"
+        )
 
 
 async def _open_stream(options: ConnectOptions) -> trio.abc.Stream:

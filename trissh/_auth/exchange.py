@@ -49,7 +49,8 @@ BannerHandler: TypeAlias = Callable[[str], Awaitable[None]]
 
 # A login banner is a few lines of legal text; OpenSSH's sshd sends at most one.
 # These bounds leave room for chatty PAM modules and stop a server that sends
-# banners without end.
+# banners without end: past either, the connection ends (nothing more is kept). Text is counted in bytes as
+# received, so the kept text is at most 64 KiB of UTF-8.
 MAX_BANNERS: Final = 64
 MAX_BANNER_BYTES: Final = 64 * 1024
 
@@ -158,13 +159,20 @@ class AuthExchange:
     async def _banner(self, packet: bytes) -> None:
         reader = Reader(packet, "USERAUTH_BANNER")
         reader.byte()
-        text = reader.text()
+        raw = reader.string()
         # The language tag that follows is ignored: some servers leave it out.
-        self._banner_bytes += len(text)
-        if len(self.banners) >= MAX_BANNERS or self._banner_bytes > MAX_BANNER_BYTES:
+        # Checked before anything is kept, so what is kept never exceeds the bounds.
+        if len(self.banners) >= MAX_BANNERS:
             raise ProtocolError(
-                f"the server sent over {MAX_BANNERS} banners or {MAX_BANNER_BYTES} bytes of banner text"
+                f"the server sent more than {MAX_BANNERS} authentication banners (MAX_BANNERS)"
             )
+        self._banner_bytes += len(raw)
+        if self._banner_bytes > MAX_BANNER_BYTES:
+            raise ProtocolError(
+                f"the server sent over {MAX_BANNER_BYTES} bytes of text in its authentication banners "
+                "(MAX_BANNER_BYTES)"
+            )
+        text = raw.decode("utf-8", "replace")  # for display: undecodable bytes are replaced, not fatal
         self.banners.append(text)
         log.info("server banner: %s", text.rstrip())
         if self._banner_handler is not None:

@@ -20,6 +20,14 @@ deadlocks and still finds the last ``MAX_UNREAD_STDERR`` bytes of stderr.
 ``DEVNULL`` and ``STDOUT`` routing (:mod:`~trissh._channels.process_io`)
 happen here too, on arrival.
 
+**How a command ended.** ``exit-status`` or ``exit-signal`` (RFC 4254 §6.10),
+once: a second report of either is a :class:`ProtocolError` naming the
+channel (OpenSSH's client lets the last one win; a server that reports twice
+is broken, and which report is true cannot be known). Without any report the
+return code is None, but only for a channel the server closed: when the
+connection breaks first, :meth:`Process.wait` (and so ``run()``) raises its
+error, even after the server's EOF.
+
 **Signals.** ``send_signal`` sends RFC 4254 §6.9 ``signal`` (no reply:
 OpenSSH, which honours it since 7.9 for exec and shell sessions but not
 subsystems or forced commands, answers nothing useful). :meth:`Process.stop_nowait`
@@ -40,7 +48,7 @@ import trio
 
 from .. import _messages as msg
 from .._auth.agent_forward import AGENT_REQUEST
-from .._errors import ChannelOpenError, ChannelOpenFailureReason
+from .._errors import ChannelOpenError, ChannelOpenFailureReason, ProtocolError
 from .._wire import Reader, boolean, byte, string, uint32
 from .channel import EXTENDED_DATA_STDERR, Channel, ChannelState
 from .process_io import PIPE, STDOUT, Redirect
@@ -145,15 +153,34 @@ class SessionChannel(Channel):
 
     def handle_request(self, request: str, want_reply: bool, reader: Reader) -> bool:
         if request == "exit-status":
-            self.exit_status = reader.uint32()
+            status = reader.uint32()
+            self._check_first_exit(request)
+            self.exit_status = status
             return True
         if request == "exit-signal":
+            self._check_first_exit(request)
             name = reader.ascii()
             core_dumped = reader.boolean()
             self.exit_message = reader.text()
             self.exit_signal = ExitSignal(name, core_dumped, self.exit_message)
             return True
         return super().handle_request(request, want_reply, reader)
+
+    def _check_first_exit(self, request: str) -> None:
+        """A command ends once (RFC 4254 §6.10): a second exit report is a broken server, not news.
+
+        OpenSSH's client lets the last report win; we refuse it rather than
+        silently replace how the command ended.
+        """
+        if self.exit_status is not None:
+            earlier = f"exit-status {self.exit_status}"
+        elif self.exit_signal is not None:
+            earlier = f"exit-signal {self.exit_signal}"
+        else:
+            return
+        raise ProtocolError(
+            f"{request} for channel {self.local_id} after its {earlier}: a command reports how it ended once"
+        )
 
     def handle_data(self, stream: int, data: bytes | memoryview) -> None:
         if stream == EXTENDED_DATA_STDERR and self.stderr_route is STDOUT:

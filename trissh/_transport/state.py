@@ -307,6 +307,12 @@ class TransportState:
         return self._writer.pending > 0
 
     @property
+    def packets_received_mark(self) -> tuple[int, int]:
+        """A value that changes whenever a complete packet has been read: (key exchanges, packets
+        since the last key change). Keepalive's sign of life: a partial packet does not count."""
+        return self.kex_count, self._reader.packets_since_rekey
+
+    @property
     def pending_output_size(self) -> int:
         return self._writer.pending
 
