@@ -82,6 +82,11 @@ class _OpenSSHInfo:
     private_section: bytes
 
 
+#: The most bcrypt KDF rounds a key file may ask for. Each costs some 20 ms, so this is minutes of CPU,
+#: far above any key ssh-keygen makes (-a, default 16), and still a bound on what a file can demand.
+MAX_KDF_ROUNDS: Final = 16384
+
+
 def _openssh_info(data: bytes, where: str) -> _OpenSSHInfo:
     """Decode the armor and clear-text header of an OpenSSH private key file."""
     begin = data.find(b"-----BEGIN OPENSSH PRIVATE KEY-----")
@@ -98,8 +103,17 @@ def _openssh_info(data: bytes, where: str) -> _OpenSSHInfo:
     try:
         reader = Reader(raw[len(_OPENSSH_MAGIC) :], "OpenSSH private key")
         cipher = reader.ascii()
-        reader.ascii()  # kdf name
-        reader.string()  # kdf options
+        kdf = reader.ascii()
+        kdf_options = reader.string()
+        if kdf == "bcrypt":
+            options = Reader(kdf_options, "bcrypt KDF options")
+            options.string()  # salt
+            rounds = options.uint32()
+            if rounds > MAX_KDF_ROUNDS:
+                raise KeyImportError(
+                    f"{where}: bcrypt KDF of {rounds} rounds (trissh allows up to MAX_KDF_ROUNDS = "
+                    f"{MAX_KDF_ROUNDS}; ssh-keygen's default is 16)"
+                )
         count = reader.uint32()
         if count != 1:
             raise KeyImportError(f"{where}: holds {count} keys; only files with one key are supported")
@@ -241,6 +255,10 @@ def _import_openssh(data: bytes, password: bytes | None, where: str) -> PrivateK
         raise KeyImportError(f"{where}: {exc} (cipher {info.cipher})") from None
     except InvalidTag:  # aes256-gcm: a wrong passphrase fails authentication
         raise KeyImportError(f"wrong passphrase for {where}") from None
+    except TypeError:  # `cryptography` takes an empty password for none at all
+        raise KeyImportError(f"wrong passphrase for {where} (an empty one)") from None
+    except NotImplementedError as exc:  # e.g. a compressed EC point in the private section
+        raise KeyImportError(f"{where}: unsupported OpenSSH private key: {exc}") from None
     except ValueError as exc:
         # After decrypting, `cryptography` compares two check integers; a wrong
         # passphrase shows up there as "broken checksum".

@@ -179,24 +179,43 @@ class _PatternMatcher:
     __slots__ = ("_negative", "_positive")
 
     def __init__(self, patterns: list[str]) -> None:
-        self._positive = [_compile(p) for p in patterns if not p.startswith("!")]
-        self._negative = [_compile(p[1:]) for p in patterns if p.startswith("!")]
+        self._positive = [p.lower() for p in patterns if not p.startswith("!")]
+        self._negative = [p[1:].lower() for p in patterns if p.startswith("!")]
 
     def matches(self, names: list[str]) -> bool:
         """Whether the line is for the host known by ``names`` (its aliases, e.g. ``h`` and ``[h]:22``).
 
         A negated pattern matching any of them vetoes the line even if a positive one matches.
         """
-        if any(pattern.fullmatch(name) for pattern in self._negative for name in names):
+        if any(_wildcard_match(pattern, name) for pattern in self._negative for name in names):
             return False
-        return any(pattern.fullmatch(name) for pattern in self._positive for name in names)
+        return any(_wildcard_match(pattern, name) for pattern in self._positive for name in names)
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    # Not fnmatch: in known_hosts, "[" and "]" are literal (as in "[host]:2222"),
-    # and only "*" and "?" are wildcards.
-    parts = (".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern.lower())
-    return re.compile("".join(parts), re.DOTALL)
+def _wildcard_match(pattern: str, name: str) -> bool:
+    """``*`` (any run) and ``?`` (one character); everything else literal, ``[`` and ``]`` included (as in
+    ``[host]:2222``: not fnmatch). Greedy with one backtrack point, so time is at most
+    len(pattern) x len(name) whatever the stars: a pattern of many ``*`` cannot stall a lookup, as a
+    backtracking regular expression would."""
+    p = n = 0
+    star = -1  # the last "*" seen, and where in the name it started matching
+    resume = 0
+    while n < len(name):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, n
+            p += 1
+        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
+            p += 1
+            n += 1
+        elif star >= 0:  # let the last star take one more character
+            p = star + 1
+            resume += 1
+            n = resume
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 def _hmac_sha1(salt: bytes, name: str) -> bytes:
@@ -577,7 +596,7 @@ def _parse_hashed(hosts: str) -> tuple[bytes, bytes]:
     try:
         salt = base64.b64decode(parts[2], validate=True)
         digest = base64.b64decode(parts[3], validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
         raise _SkipLine("invalid base64 in hashed host name") from None
     # ssh-keygen writes a 20-byte salt and a 20-byte HMAC-SHA1; OpenSSH rejects other sizes.
     if len(salt) != _SHA1_SIZE or len(digest) != _SHA1_SIZE:

@@ -265,7 +265,9 @@ class Channel:
     def handle_data(self, stream: int, data: bytes | memoryview) -> None:
         size = len(data)
         state = self._state
-        if self.eof_received or (state is not _OPEN and state is not _CLOSING and state is not _OPENING):
+        if self.eof_received or (state is not _OPEN and state is not _CLOSING):
+            if state is _OPENING:
+                raise ProtocolError(f"channel {self.local_id}: data received before the channel was open")
             raise ProtocolError(f"channel {self.local_id}: data received after EOF or CLOSE")
         if size > self.receive_window:
             raise ProtocolError(

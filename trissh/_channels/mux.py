@@ -227,11 +227,15 @@ class ChannelMux:
         if channel.state is not ChannelState.OPENING:
             raise ProtocolError(f"{what} for channel {channel.local_id}, which is already open")
 
-    def _channel(self, reader: Reader, what: str) -> Channel:
+    def _channel(self, reader: Reader, what: str, *, unconfirmed_ok: bool = False) -> Channel:
+        """The channel a message names. Until an open is confirmed only its answer (and, for a channel
+        the server opened, its CLOSE) may name it: the channel has no other end to speak yet."""
         local_id = reader.uint32()
         channel = self.channels.get(local_id)
         if channel is None:
             raise ProtocolError(f"{what} for unknown channel {local_id}")
+        if channel.state is ChannelState.OPENING and not unconfirmed_ok:
+            raise ProtocolError(f"{what} for channel {local_id}, which is not open yet")
         return channel
 
     def handle_packet(self, seq: int, payload: bytes | memoryview) -> None:
@@ -276,7 +280,7 @@ class ChannelMux:
             reader.check_end()
             channel.handle_eof()
         elif kind == msg.CHANNEL_CLOSE:
-            channel = self._channel(reader, name)
+            channel = self._channel(reader, name, unconfirmed_ok=True)
             reader.check_end()
             if channel.state is ChannelState.OPENING and not isinstance(channel, ServerOpenedChannel):
                 raise ProtocolError(f"{name} for channel {channel.local_id}, never confirmed")
@@ -295,12 +299,12 @@ class ChannelMux:
             reader.check_end()
             channel.handle_reply(kind == msg.CHANNEL_SUCCESS)
         elif kind == msg.CHANNEL_OPEN_CONFIRMATION:
-            channel = self._channel(reader, name)
+            channel = self._channel(reader, name, unconfirmed_ok=True)
             self._check_awaiting_open(channel, name)
             channel.handle_open_confirmation(reader)
             # Trailing channel-type-specific data is allowed (RFC 4254 §5.1).
         elif kind == msg.CHANNEL_OPEN_FAILURE:
-            channel = self._channel(reader, name)
+            channel = self._channel(reader, name, unconfirmed_ok=True)
             self._check_awaiting_open(channel, name)
             channel.handle_open_failure(reader)
             del self.channels[channel.local_id]
