@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import trio
+
 from .channel import Channel
 from .mux import ChannelMux
 
@@ -39,10 +41,15 @@ async def open_channel(
     transport = mux.transport
     if transport.error is not None:
         raise transport.error
+    # Wait (cancellably) for queue space before the channel exists: a cancel here leaves nothing behind.
+    # From mux.add to queueing the open there is no checkpoint, so a channel in the table is one the
+    # server has been asked to open, and close_locally() can finish it when the answer comes.
+    await trio.lowlevel.checkpoint_if_cancelled()
+    await transport.wait_queue_space()
     channel = mux.add(factory, kind)
     assert isinstance(channel, factory)
     try:
-        await transport.send_packet(channel.open_payload(extra))
+        transport.queue_packet(channel.open_payload(extra))
         await channel.wait_opened()
     except BaseException:
         channel.close_locally()

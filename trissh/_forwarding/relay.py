@@ -46,8 +46,10 @@ async def relay(local: trio.abc.Stream, remote: trio.abc.Stream, what: str = "fo
             else:
                 await _pump(remote, local, nursery.cancel_scope, what)
     finally:
-        await trio.aclose_forcefully(local)
-        await trio.aclose_forcefully(remote)
+        try:
+            await trio.aclose_forcefully(local)
+        finally:  # a cancel raised by the first close must not leave the channel open
+            await trio.aclose_forcefully(remote)
 
 
 async def _channel_to_socket(
