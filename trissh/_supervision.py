@@ -135,6 +135,16 @@ async def fail(transport: SSHClientTransport, error: SSHError) -> None:
     """End the connection with ``error``: tell the server when it is our decision."""
     if transport._status in ENDED:
         return
+    if (
+        transport._status is CLOSING
+        and isinstance(error, ConnectionLost)
+        and transport._send_queue.packets is None
+        and not transport.state.has_data_to_send
+    ):
+        # The server hung up on our DISCONNECT with everything sent: that is the close we asked for.
+        transport.error = ConnectionLost("the connection was closed")
+        shut_down(transport, CLOSED)
+        return
     transport.error = error
     transport._status = FAILING
     reason: int | None = None
