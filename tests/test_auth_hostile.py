@@ -6,13 +6,13 @@ that trissh ends with a clear error within bounds, never hangs, allocates withou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
-from scripted_auth import Listening, ScriptedLink, serve_scripted
+from hostile_server import connected, scripted
+from scripted_auth import Listening, ScriptedLink
 
 import trissh
 from trissh import _messages as msg
@@ -23,24 +23,8 @@ from trissh._wire import Reader, boolean, byte, name_list, string, uint32
 Script = Callable[[ScriptedLink], Awaitable[None]]
 
 
-@asynccontextmanager
-async def scripted(script: Script) -> AsyncIterator[Listening]:
-    async with trio.open_nursery() as nursery:
-        where: Listening = await nursery.start(serve_scripted, script)
-        yield where
-        nursery.cancel_scope.cancel()
-
-
 async def login(where: Listening, **kwargs: Any) -> trissh.SSHConnection:
-    options: dict[str, Any] = {
-        "username": "me",
-        "known_hosts": None,
-        "client_keys": [],
-        "agent_path": None,
-        "connect_timeout": 10,
-    }
-    options.update(kwargs)
-    async with trissh.connect(where.host, where.port, **options) as conn:
+    async with connected(where, **kwargs) as conn:
         return conn
 
 

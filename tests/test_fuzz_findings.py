@@ -12,6 +12,7 @@ import pytest
 import trio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from test_agent_forwarding import RecordingTransport
 
 from trissh import KeyImportError, KnownHosts, import_private_key
 from trissh import _messages as msg
@@ -23,30 +24,11 @@ from trissh._wire import boolean, byte, mpint, string, uint32
 TIMEOUT = 10
 
 
-class FakeTransport:
-    """What ChannelMux needs of a transport: packets are recorded, callbacks ignored."""
-
-    error = None
-    queue_space = 1 << 20
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def set_packet_handler(self, handler: object) -> None:
-        pass
-
-    def add_close_callback(self, callback: object) -> None:
-        pass
-
-    def send_packet_nowait(self, payload: bytes) -> None:
-        self.sent.append(bytes(payload))
-
-
 async def test_a_request_for_an_unconfirmed_channel_is_a_protocol_error() -> None:
     """RFC 4254 §5.1: until the server confirms the open, the channel has no remote id, so no
     channel message but CHANNEL_OPEN_CONFIRMATION/FAILURE may name it. Found by the channels target."""
     with trio.fail_after(TIMEOUT):
-        transport = FakeTransport()
+        transport = RecordingTransport()
         mux = ChannelMux(transport)  # type: ignore[arg-type]
         channel = mux.add(SessionChannel, "session")  # sent CHANNEL_OPEN, not confirmed
         request = (

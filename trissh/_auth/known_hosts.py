@@ -65,6 +65,7 @@ from .._algorithms.certificates import Certificate, CertProblem, CertType, check
 from .._algorithms.hostkeys import SUPPORTED_KEY_TYPES, PublicKey, decode_public_key
 from .._errors import KeyImportError
 from .._wire import DecodeError, Reader
+from .host_patterns import PatternMatcher
 
 __all__ = [
     "CertificateStatus",
@@ -172,52 +173,6 @@ class CertificateVerdict:
     problem: CertProblem | None = None
 
 
-@final
-class _PatternMatcher:
-    """A comma-separated pattern list with wildcards and negations (OpenSSH match_hostname)."""
-
-    __slots__ = ("_negative", "_positive")
-
-    def __init__(self, patterns: list[str]) -> None:
-        self._positive = [p.lower() for p in patterns if not p.startswith("!")]
-        self._negative = [p[1:].lower() for p in patterns if p.startswith("!")]
-
-    def matches(self, names: list[str]) -> bool:
-        """Whether the line is for the host known by ``names`` (its aliases, e.g. ``h`` and ``[h]:22``).
-
-        A negated pattern matching any of them vetoes the line even if a positive one matches.
-        """
-        if any(_wildcard_match(pattern, name) for pattern in self._negative for name in names):
-            return False
-        return any(_wildcard_match(pattern, name) for pattern in self._positive for name in names)
-
-
-def _wildcard_match(pattern: str, name: str) -> bool:
-    """``*`` (any run) and ``?`` (one character); everything else literal, ``[`` and ``]`` included (as in
-    ``[host]:2222``: not fnmatch). Greedy with one backtrack point, so time is at most
-    len(pattern) x len(name) whatever the stars: a pattern of many ``*`` cannot stall a lookup, as a
-    backtracking regular expression would."""
-    p = n = 0
-    star = -1  # the last "*" seen, and where in the name it started matching
-    resume = 0
-    while n < len(name):
-        if p < len(pattern) and pattern[p] == "*":
-            star, resume = p, n
-            p += 1
-        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
-            p += 1
-            n += 1
-        elif star >= 0:  # let the last star take one more character
-            p = star + 1
-            resume += 1
-            n = resume
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
-
-
 def _hmac_sha1(salt: bytes, name: str) -> bytes:
     mac = crypto_hmac.HMAC(salt, hashes.SHA1())
     mac.update(name.encode("utf-8"))
@@ -260,7 +215,7 @@ class KnownHosts:
 
     def __init__(self) -> None:
         self._by_name: dict[str, list[KnownHostEntry]] = {}
-        self._patterned: list[tuple[_PatternMatcher, KnownHostEntry]] = []
+        self._patterned: list[tuple[PatternMatcher, KnownHostEntry]] = []
         self._hashed: list[tuple[bytes, bytes, KnownHostEntry]] = []
         self._count = 0
         self.paths: list[Path] = []
@@ -358,7 +313,7 @@ class KnownHosts:
             if not patterns:
                 raise _SkipLine("empty host pattern list")
             if any(char in _PATTERN_CHARS for char in hosts):
-                self._patterned.append((_PatternMatcher(patterns), entry))
+                self._patterned.append((PatternMatcher(patterns), entry))
             else:
                 for name in patterns:
                     self._by_name.setdefault(name.lower(), []).append(entry)
