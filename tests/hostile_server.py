@@ -76,8 +76,9 @@ async def accept_none_auth(link: ScriptedLink) -> None:
     await link.send(byte(msg.USERAUTH_SUCCESS))
 
 
-async def accept_exec(link: ScriptedLink) -> tuple[int, str]:
-    """Confirm the client's session channel and accept its ``exec``: ``(client's channel, command)``."""
+async def accept_exec(link: ScriptedLink, window: int = 1 << 20) -> tuple[int, str]:
+    """Confirm the client's session channel (granting ``window`` bytes) and accept its ``exec``:
+    ``(client's channel, command)``."""
     opening = await expect(link, msg.CHANNEL_OPEN)
     assert opening.ascii() == "session"
     client_channel = opening.uint32()
@@ -85,7 +86,7 @@ async def accept_exec(link: ScriptedLink) -> tuple[int, str]:
         byte(msg.CHANNEL_OPEN_CONFIRMATION)
         + uint32(client_channel)
         + uint32(SERVER_CHANNEL)
-        + uint32(1 << 20)
+        + uint32(window)
         + uint32(32768)
     )
     while True:

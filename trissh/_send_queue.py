@@ -166,11 +166,30 @@ class SendQueue:
 
 
 async def write(transport: SSHClientTransport, data: memoryview) -> None:
-    """Write ``data`` to the transport's socket, or its stream when it is not a socket."""
-    if transport._socket is not None:
-        await send_all(transport._socket, data)
-    else:
+    """Write ``data`` (the state's output) to the transport's socket, or its stream when it is not a socket.
+
+    ``_writing`` is set while it runs. When a write to the socket is
+    interrupted, what it did not write goes back in front of the state's
+    output, so the byte stream stays whole for whoever writes next. A stream
+    that is not a socket cannot say how much of an interrupted ``send_all`` it
+    took: after one, ``_writing`` stays set and nothing more is written.
+    """
+    transport._writing = True
+    if transport._socket is None:
         await transport.stream.send_all(data)
+        transport._writing = False
+        transport.bytes_sent += len(data)
+        return
+
+    def keep_unsent(rest: memoryview) -> None:
+        transport.bytes_sent += len(data) - len(rest)
+        transport.state.put_back_unsent(rest)
+
+    try:
+        await send_all(transport._socket, data, keep_unsent)
+    finally:
+        transport._writing = False
+    transport.bytes_sent += len(data)
 
 
 async def run_writer(transport: SSHClientTransport) -> None:
@@ -187,13 +206,12 @@ async def run_writer(transport: SSHClientTransport) -> None:
                 # idle connection is rekeyed when it is next used.
                 transport._rekey_deadline = math.inf
                 transport.state.start_rekey()
+            if transport._writing:
+                return  # a write to the stream was cut short at an unknown point: nothing may follow it
             data = release()
             if not data:
                 return  # anything still queued waits for a key exchange, which kicks us again
-            transport._writing = True
             await write(transport, data)
-            transport._writing = False
-            transport.bytes_sent += len(data)
     finally:
         transport._writer_running = False
         if transport._writer_idle is not None:

@@ -85,17 +85,29 @@ def send_now(sock: trio.socket.SocketType, data: memoryview) -> int:
         return 0
 
 
-async def send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
-    """Write all of ``data`` to ``sock``, waiting while its send buffer is full."""
-    await trio.lowlevel.checkpoint_if_cancelled()
+async def send_all(
+    sock: trio.socket.SocketType, data: memoryview, keep_unsent: Callable[[memoryview], None]
+) -> None:
+    """Write all of ``data`` to ``sock``, waiting while its send buffer is full.
+
+    When it is interrupted (cancelled, or the socket fails) it hands what it
+    did not write to ``keep_unsent`` before raising, so that the caller can
+    send it first next time: a packet cut in two by a cancellation would
+    otherwise be followed by the start of another.
+    """
     waited = False
-    while data:
-        sent = send_now(sock, data)
-        if sent:
-            data = data[sent:]
-        else:
-            await trio.lowlevel.wait_writable(_descriptor(sock))
-            waited = True
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while data:
+            sent = send_now(sock, data)
+            if sent:
+                data = data[sent:]
+            else:
+                await trio.lowlevel.wait_writable(_descriptor(sock))
+                waited = True
+    except BaseException:
+        keep_unsent(data)
+        raise
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()
 

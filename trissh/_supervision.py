@@ -40,7 +40,7 @@ from ._errors import (
     SSHError,
 )
 from ._life_cycle import CANCELLED, CLOSED, CLOSING, ENDED, FAILED, FAILING, LIVE, WRITABLE, TransportStatus
-from ._send_queue import disconnect_now, run_writer, write
+from ._send_queue import disconnect_now, run_writer, send_at_once, write
 from ._sync import Latch
 
 if TYPE_CHECKING:
@@ -119,9 +119,13 @@ async def guard(transport: SSHClientTransport, loop: TaskLoop) -> None:
         # connection is not marked failed here: the tasks in that scope get
         # their own Cancelled, and must not meet an error of ours instead.
         if transport._status in WRITABLE:
+            closing = transport._status is CLOSING  # close() has already sealed its DISCONNECT
             transport._status = CANCELLED
             try:
-                disconnect_now(transport, DisconnectReason.BY_APPLICATION, "")
+                if closing:
+                    send_at_once(transport)
+                else:
+                    disconnect_now(transport, DisconnectReason.BY_APPLICATION, "")
             except Exception:  # a courtesy: it must not hide the cancellation
                 log.debug("could not send DISCONNECT on cancellation", exc_info=True)
         raise
@@ -211,6 +215,8 @@ async def close(transport: SSHClientTransport, reason: int, description: str) ->
                     if transport._writer_running:
                         transport._writer_idle = idle = Latch()
                         await idle.wait()  # shut_down sets it too
+                    elif transport._writing:
+                        break  # a write to the stream was cut short at an unknown point: nothing may follow
                     elif state.has_data_to_send or state.can_send:
                         # This task writes the rest itself (never at the same time as
                         # a writer task: _writer_running keeps them apart).
