@@ -215,7 +215,11 @@ async def test_read_stderr_loses_nothing(sshd: SSHServer) -> None:
 async def test_signal_ends_sleep(signal_login: SignalLogin, how: object, name: str, number: int) -> None:
     """RFC 4254 §6.9 signal, then §6.10 exit-signal: its name, core flag, and returncode -N."""
     with trio.fail_after(20):
-        async with connect_signalable(signal_login) as conn, conn.open_process("sleep 100") as proc:
+        command = "echo started; exec sleep 100"
+        async with connect_signalable(signal_login) as conn, conn.open_process(command) as proc:
+            # A signal that reaches sshd's session before the command has started is lost (seen with
+            # sshd 9.2: the command then runs on); wait until it runs, as docs/processes.md advises.
+            assert await proc.stdout.receive_some() == b"started\n"
             assert proc.returncode is None
             if how == "terminate":
                 await proc.terminate()

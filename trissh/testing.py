@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import getpass
 import os
@@ -519,7 +520,9 @@ def password_user(name: str = "trissh-pw") -> Iterator[PasswordUser]:
     For testing password and keyboard-interactive authentication against :func:`start_sshd`, which
     must then allow them (``extra_config=["PasswordAuthentication yes"]``). Only root can make
     accounts; sshd checks the password against ``/etc/shadow`` (``UsePAM no``) or through PAM.
-    An account of that name left behind by a killed run is reused and given the new password.
+    An account of that name left behind by a killed run is reused and given the new password. Two
+    test runs on one machine take turns with a name (a lock file in the temporary directory): the
+    account's end, which kills its processes, must not land in the middle of the other run's tests.
 
     Raises:
         PermissionError: not running as root.
@@ -532,6 +535,12 @@ def password_user(name: str = "trissh-pw") -> Iterator[PasswordUser]:
     )
     if not (useradd and userdel and chpasswd):
         raise RuntimeError("useradd/userdel/chpasswd not found (Debian package passwd)")
+    with open(Path(tempfile.gettempdir()) / f"trissh-account-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield from _make_password_user(name, useradd, userdel, chpasswd)
+
+
+def _make_password_user(name: str, useradd: str, userdel: str, chpasswd: str) -> Iterator[PasswordUser]:
     home = Path(tempfile.mkdtemp(prefix=f"trissh-{name}-"))
     password = secrets.token_urlsafe(12)
     try:
