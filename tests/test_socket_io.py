@@ -62,6 +62,31 @@ async def test_send_all_waits_while_the_peer_does_not_read(pair) -> None:
     assert received == data
 
 
+async def test_an_interrupted_send_all_hands_back_exactly_what_it_did_not_write(pair) -> None:
+    """Cancelled while the peer does not read: what went plus what comes back is the data, in order."""
+    a, b = pair
+    data = os.urandom(8 << 20)
+    kept: list[bytes] = []
+    with trio.move_on_after(0.05) as scope:
+        await send_all(a, memoryview(data), lambda rest: kept.append(bytes(rest)))
+    assert scope.cancelled_caught and len(kept) == 1
+    written = len(data) - len(kept[0])
+    assert 0 < written < len(data)
+    received = bytearray()
+    while len(received) < written:
+        received.extend(await b.recv(1 << 20))
+    assert bytes(received) + kept[0] == data
+
+
+async def test_cancelled_before_sending_hands_back_everything(pair) -> None:
+    a, _b = pair
+    kept: list[bytes] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await send_all(a, memoryview(b"all of it"), lambda rest: kept.append(bytes(rest)))
+    assert kept == [b"all of it"]
+
+
 async def test_each_call_is_a_checkpoint_even_when_it_need_not_wait(pair) -> None:
     a, b = pair
     await b.send(b"x" * 10)

@@ -86,7 +86,7 @@ def send_now(sock: trio.socket.SocketType, data: memoryview) -> int:
 
 
 async def send_all(
-    sock: trio.socket.SocketType, data: memoryview, keep_unsent: Callable[[memoryview], None]
+    sock: trio.socket.SocketType, data: memoryview, keep_unsent: Callable[[memoryview], None] | None = None
 ) -> None:
     """Write all of ``data`` to ``sock``, waiting while its send buffer is full.
 
@@ -106,7 +106,8 @@ async def send_all(
                 await trio.lowlevel.wait_writable(_descriptor(sock))
                 waited = True
     except BaseException:
-        keep_unsent(data)
+        if keep_unsent is not None:
+            keep_unsent(data)
         raise
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()
