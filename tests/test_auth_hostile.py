@@ -16,7 +16,7 @@ from scripted_auth import Listening, ScriptedLink
 
 import trissh
 from trissh import _messages as msg
-from trissh._auth.exchange import MAX_BANNERS
+from trissh._auth.exchange import MAX_BANNER_BYTES, MAX_BANNERS
 from trissh._auth.methods.kbdint import MAX_PROMPTS, MAX_ROUNDS
 from trissh._wire import Reader, boolean, byte, name_list, string, uint32
 
@@ -72,6 +72,66 @@ async def test_endless_banners_end_with_a_clear_error() -> None:
             with pytest.raises(trissh.ProtocolError, match="banners"):
                 await login(where)
     assert sent > MAX_BANNERS
+
+
+@pytest.mark.parametrize("count", [MAX_BANNERS, MAX_BANNERS + 1])
+async def test_banners_up_to_the_limit_are_kept_and_one_more_is_refused(count: int) -> None:
+    """MAX_BANNERS is the most kept: that many and success logs in, one more is a ProtocolError naming it."""
+
+    async def script(link: ScriptedLink) -> None:
+        await link.receive()
+        await link.send(*[banner(f"{i}\n") for i in range(count)], byte(msg.USERAUTH_SUCCESS))
+        await link.receive()
+
+    with trio.fail_after(20):
+        async with scripted(script) as where:
+            if count > MAX_BANNERS:
+                with pytest.raises(trissh.ProtocolError, match="MAX_BANNERS"):
+                    await login(where)
+            else:
+                conn = await login(where)
+                assert conn.auth.banners == [f"{i}\n" for i in range(count)]
+
+
+async def test_banner_bytes_up_to_the_limit_are_kept_and_one_more_is_refused() -> None:
+    """MAX_BANNER_BYTES counts the text of all banners: exactly that many log in, one byte more is refused."""
+    sizes = [MAX_BANNER_BYTES // 2, MAX_BANNER_BYTES - MAX_BANNER_BYTES // 2]
+    for extra in (0, 1):
+
+        async def script(link: ScriptedLink, extra: int = extra) -> None:
+            await link.receive()
+            await link.send(*[banner("x" * size) for size in sizes[:-1]], banner("y" * (sizes[-1] + extra)))
+            await link.send(byte(msg.USERAUTH_SUCCESS))
+            await link.receive()
+
+        with trio.fail_after(20):
+            async with scripted(script) as where:
+                if extra:
+                    with pytest.raises(trissh.ProtocolError, match="MAX_BANNER_BYTES"):
+                        await login(where)
+                else:
+                    conn = await login(where)
+                    assert sum(map(len, conn.auth.banners)) == MAX_BANNER_BYTES
+
+
+async def test_an_undecodable_banner_is_shown_with_replacements_not_refused() -> None:
+    """RFC 4252 §5.4 banners are UTF-8, but a banner is for display: bad bytes become U+FFFD."""
+    seen: list[str] = []
+
+    async def on_banner(text: str) -> None:
+        seen.append(text)
+
+    async def script(link: ScriptedLink) -> None:
+        await link.receive()
+        await link.send(
+            byte(msg.USERAUTH_BANNER) + string(b"caf\xe9\n") + string(""), byte(msg.USERAUTH_SUCCESS)
+        )
+        await link.receive()
+
+    with trio.fail_after(20):
+        async with scripted(script) as where:
+            conn = await login(where, banner_handler=on_banner)
+    assert seen == conn.auth.banners == ["caf\ufffd\n"]
 
 
 async def test_banners_reach_the_callback_and_the_result() -> None:
