@@ -1,0 +1,222 @@
+"""Properties of the transport modules that the mutation check found untested (docs/mutation.md).
+
+The modules are ``trissh._transport`` (``state``, ``message_rules``, ``host_key``, ``packets``) and
+``trissh._algorithms.ciphers``. Each test names the property it checks; /tmp/mutation/transport.md (and
+docs/mutation.md) list the mutants each one kills. Everything here is sans-IO: bytes are fed to the packet
+reader or the state machine directly, or the pure functions are called.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from test_certificates import SUBJECT, build
+from test_packets import Reference, Suite, make_keys, payload_of, reader_for, seal_each, writer_for
+from test_state import Link
+
+from trissh import _messages as msg
+from trissh._algorithms.certificates import parse_certificate
+from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError
+from trissh._algorithms.hostkeys import public_key_from_crypto
+from trissh._errors import HostKeyNotVerifiable, ProtocolError
+from trissh._transport.events import HostKeyReceived, KexComplete
+from trissh._transport.host_key import check_rekey_host_key
+from trissh._transport.message_rules import MAX_EXTENSIONS, log_debug_message, parse_ext_info
+from trissh._transport.state import KexState
+from trissh._wire import DecodeError, boolean, byte, string, uint32
+
+# --- message_rules: DEBUG and EXT_INFO ----------------------------------------------------------------
+
+
+def _debug(always: bool, text: str) -> bytes:
+    return byte(msg.DEBUG) + boolean(always) + string(text) + string("")
+
+
+@pytest.mark.parametrize(("always", "level"), [(True, logging.INFO), (False, logging.DEBUG)])
+def test_server_debug_message_is_logged_at_info_only_when_always_display(
+    caplog: pytest.LogCaptureFixture, always: bool, level: int
+) -> None:
+    """RFC 4253 §11.3: a DEBUG message with always_display set is shown (INFO); otherwise it is
+    logged at DEBUG only. The text the server sent is in the log line."""
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        log_debug_message(_debug(always, "motd: hello"))
+    records = [r for r in caplog.records if r.name == "trissh.transport"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [(level, "server debug message: motd: hello")]
+
+
+def test_truncated_debug_message_error_names_debug() -> None:
+    """A truncated DEBUG message is a decode error that says which message was cut short."""
+    payload = byte(msg.DEBUG) + boolean(True) + uint32(10) + b"abc"
+    with pytest.raises(DecodeError, match=r"^DEBUG: truncated reading string"):
+        log_debug_message(payload)
+
+
+def _ext_info(names: list[str]) -> bytes:
+    body = b"".join(string(name) + string(f"v-{name}") for name in names)
+    return byte(msg.EXT_INFO) + uint32(len(names)) + body
+
+
+def test_ext_info_with_exactly_the_maximum_number_of_extensions_is_accepted() -> None:
+    """RFC 8308 §2.3: an EXT_INFO announcing exactly MAX_EXTENSIONS extensions is read in full."""
+    names = [f"ext-{i}" for i in range(MAX_EXTENSIONS)]
+    extensions = parse_ext_info(_ext_info(names))
+    assert len(extensions) == MAX_EXTENSIONS
+    assert extensions["ext-1023"] == b"v-ext-1023"
+
+
+def test_ext_info_beyond_the_maximum_is_refused_naming_the_count() -> None:
+    """One extension more than MAX_EXTENSIONS is refused, and the error says how many were announced."""
+    payload = byte(msg.EXT_INFO) + uint32(MAX_EXTENSIONS + 1)  # refused before any is read
+    with pytest.raises(ProtocolError, match=f"^EXT_INFO announces {MAX_EXTENSIONS + 1} extensions$"):
+        parse_ext_info(payload)
+
+
+def test_truncated_ext_info_error_names_ext_info() -> None:
+    """A truncated EXT_INFO is a decode error that says which message was cut short."""
+    payload = _ext_info(["server-sig-algs"])[:-3]
+    with pytest.raises(DecodeError, match=r"^EXT_INFO: truncated reading string"):
+        parse_ext_info(payload)
+
+
+def test_server_extensions_are_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    """The names of the server's extensions are logged (at DEBUG), comma separated, in order."""
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        parse_ext_info(_ext_info(["server-sig-algs", "ping@openssh.com"]))
+    records = [r for r in caplog.records if r.name == "trissh.transport"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.DEBUG, "server extensions: server-sig-algs, ping@openssh.com")
+    ]
+
+
+# --- host_key: the rekey rule's error names which side had a certificate -----------------------------
+
+OTHER_KEY = public_key_from_crypto(ed25519.Ed25519PrivateKey.generate().public_key())
+
+
+def _rekey_error(**kwargs: object) -> str:
+    with pytest.raises(HostKeyNotVerifiable) as info:
+        check_rekey_host_key(**kwargs)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+def test_rekey_host_key_error_marks_certificates_only_where_there_were_some() -> None:
+    """OpenSSH kex.c: a rekey must show the first exchange's host key and certificate. The error
+    names both fingerprints, and says "(certificate)" after exactly the side(s) that had one."""
+    certificate = parse_certificate(build(subject=SUBJECT))
+    new, old = SUBJECT.fingerprint, OTHER_KEY.fingerprint
+    prefix = "server presented a different host key during a rekey: "
+    plain = _rekey_error(key=SUBJECT, certificate=None, first_key=OTHER_KEY, first_certificate=None)
+    assert plain == f"{prefix}{new}, was {old}"
+    now_certified = _rekey_error(
+        key=SUBJECT, certificate=certificate, first_key=OTHER_KEY, first_certificate=None
+    )
+    assert now_certified == f"{prefix}{new} (certificate), was {old}"
+    was_certified = _rekey_error(
+        key=OTHER_KEY, certificate=None, first_key=SUBJECT, first_certificate=certificate
+    )
+    assert was_certified == f"{prefix}{old}, was {new} (certificate)"
+
+
+# --- packets: CBC without EtM reads a fixed amount before it fails ------------------------------------
+
+CBC = Suite("aes128-cbc", "hmac-sha2-256")
+
+
+def _feed_until_refused(reader: object, consumed: int) -> PacketError:
+    """Feed zeros until the deferred failure comes; it must come exactly when MAX_PACKET_LENGTH bytes
+    from the bad packet's start (``consumed`` of them already read) have been read, not a byte sooner."""
+    assert reader.buffered == 0  # type: ignore[attr-defined]
+    assert reader.wanted == MAX_PACKET_LENGTH - consumed  # type: ignore[attr-defined]
+    reader.feed(bytes(MAX_PACKET_LENGTH - consumed - 1))  # type: ignore[attr-defined]
+    assert reader.next_packet() is None  # type: ignore[attr-defined]
+    assert reader.buffered == 0 and reader.wanted == 1  # type: ignore[attr-defined]
+    reader.feed(bytes(3))  # type: ignore[attr-defined]
+    with pytest.raises(PacketError) as info:
+        reader.next_packet()  # type: ignore[attr-defined]
+    return info.value
+
+
+def test_cbc_bad_mac_after_a_good_packet_fails_after_exactly_the_fixed_amount() -> None:
+    """A CBC (no EtM) packet whose MAC fails is refused only once MAX_PACKET_LENGTH bytes from its
+    start are read (so the timing says nothing, see ciphers.py), however the bytes were split: here it
+    follows a good packet in the same read and ends in the middle of the next read."""
+    keys = make_keys(CBC)
+    good, bad = seal_each(writer_for(CBC, keys, seq=1), [payload_of(20), payload_of(40)])
+    tampered = bad[:-1] + bytes([bad[-1] ^ 1])  # the last MAC byte
+    reader = reader_for(CBC, keys, seq=1)
+    reader.feed(good + tampered[:7])
+    assert reader.next_packet() == (1, payload_of(20))
+    assert reader.next_packet() is None
+    reader.feed(tampered[7:] + bytes(100))
+    assert reader.next_packet() is None
+    error = _feed_until_refused(reader, len(tampered) + 100)
+    assert error.reason.name == "MAC_ERROR"
+
+
+def test_cbc_bad_length_split_across_reads_fails_after_exactly_the_fixed_amount() -> None:
+    """A CBC (no EtM) packet whose decrypted length is impossible, its first block split over two
+    reads, is refused only once MAX_PACKET_LENGTH bytes from its start are read."""
+    keys = make_keys(CBC)
+    header = Reference(CBC, keys).encrypt_header(0, (7).to_bytes(4, "big") + bytes(12))
+    reader = reader_for(CBC, keys)
+    reader.feed(header[:10])
+    assert reader.next_packet() is None
+    reader.feed(header[10:] + bytes(4))
+    assert reader.next_packet() is None
+    error = _feed_until_refused(reader, len(header) + 4)
+    assert "not a valid multiple" in str(error)
+
+
+# --- state: the host key verdict -----------------------------------------------------------------------
+
+
+def test_a_second_accept_host_key_before_the_servers_newkeys_is_refused() -> None:
+    """accept_host_key answers one HostKeyReceived, once: called again while our NEWKEYS is out and
+    the server's is not in, it raises and sends nothing (no second NEWKEYS, no key change)."""
+    link = Link(accept=False)
+    init = link.start()
+    init_payload = next(p.payload for p in init if p.type == msg.KEX_ECDH_INIT)
+    ecdh_reply = link.server.ecdh_reply(init_payload)
+    newkeys = link.server.newkeys()
+    assert [type(e) for e in link.to_client(ecdh_reply)] == [HostKeyReceived]
+    link.state.accept_host_key()
+    assert [p.type for p in link.to_server()] == [msg.NEWKEYS]
+    assert link.state.kex_state is KexState.NEWKEYS_SENT
+    with pytest.raises(RuntimeError, match=re.escape("no host key is waiting for a verdict (key exchange")):
+        link.state.accept_host_key()
+    assert link.to_server() == []
+    assert [type(e) for e in link.to_client(newkeys)] == [KexComplete]
+
+
+def test_send_disconnect_queues_one_disconnect_and_closes() -> None:
+    """RFC 4253 §11.1: send_disconnect in the open state queues DISCONNECT(reason, description, empty
+    language tag) and closes; called again once that was taken, it queues nothing more."""
+    link = Link()
+    link.handshake()
+    assert link.to_server() == []
+    link.state.send_disconnect(11, "bye")
+    assert link.state.phase.name == "CLOSED"
+    (packet,) = link.to_server()
+    assert packet.payload == byte(msg.DISCONNECT) + uint32(11) + string("bye") + string(b"")
+    link.state.send_disconnect(11, "bye")
+    assert link.to_server() == []
+
+
+def test_send_with_a_tail_and_a_put_back_rest_reach_the_server_whole_and_in_order() -> None:
+    """send(payload, tail) seals payload + tail as one packet; the unsent end of a partial write,
+    put back with put_back_unsent, goes out first next time, so the server reads every packet."""
+    link = Link()
+    link.handshake()
+    link.state.send(byte(msg.CHANNEL_DATA) + uint32(0), string(b"tail"))
+    data = link.state.data_to_send()
+    sent, rest = bytes(data[:5]), data[5:]
+    link.state.put_back_unsent(rest)
+    link.state.send(byte(msg.IGNORE) + string(b""))
+    packets = link.server.feed(sent + bytes(link.state.data_to_send()))
+    assert [p.payload for p in packets] == [
+        byte(msg.CHANNEL_DATA) + uint32(0) + string(b"tail"),
+        byte(msg.IGNORE) + string(b""),
+    ]
