@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import trio
-from hostile_server import accept_exec, accept_none_auth, scripted
+from hostile_server import accept_exec, accept_none_auth, connected, scripted
 from scripted_auth import ScriptedLink
 
 import trissh
@@ -73,14 +73,7 @@ async def test_cancel_while_close_waits_for_a_stuck_writer_keeps_the_stream_whol
 
             async def user() -> None:
                 with outer:
-                    async with trissh.connect(
-                        where.host,
-                        where.port,
-                        username="me",
-                        known_hosts=None,
-                        client_keys=[],
-                        agent_path=None,
-                    ) as conn:
+                    async with connected(where) as conn:
                         transport = conn._transport
                         transports.append(transport)
                         async with conn.open_process("cat") as process, trio.open_nursery() as senders:

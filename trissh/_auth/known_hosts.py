@@ -15,7 +15,7 @@ Lookups are cheap for the common case. Each line goes to one of three indexes:
 * lines whose patterns are all plain names go into a dict keyed by lower-cased
   name, so a lookup is one dict access however long the file is;
 * lines with wildcards (``*``, ``?``) or negations (``!pattern``) are matched one
-  by one, as precompiled regular expressions (there are usually few);
+  by one, with host_patterns' wildcard walk (there are usually few);
 * hashed lines (``|1|salt|HMAC-SHA1(salt, name)``, from ``ssh-keygen -H``) can
   only be tested by computing one HMAC per line.
 
