@@ -35,6 +35,7 @@ from trissh._algorithms import ciphers
 from trissh._algorithms.certificates import parse_certificate, parse_openssh_certificate_line
 from trissh._algorithms.hostkeys import decode_public_key, parse_openssh_public_key
 from trissh._algorithms.kex import KEX_METHODS
+from trissh._auth import key_files
 from trissh._auth.agent import SSHAgentClient
 from trissh._auth.keys import import_private_key, read_public_key
 from trissh._auth.known_hosts import KnownHosts
@@ -265,17 +266,27 @@ def _temp_file(data: bytes) -> Path:
     return path
 
 
+#: The bcrypt rounds a key file may ask for while fuzzing. trissh's own bound (MAX_KDF_ROUNDS, 16384) is
+#: minutes of CPU by design, so a mutated round count inside it would be a "hang" that is only a slow,
+#: legitimate KDF; the corpus's encrypted key uses 1 round. Above this the parser's refusal is what runs.
+FUZZ_MAX_KDF_ROUNDS: Final = 4
+
+
 def private_key(data: bytes) -> None:
     """import_private_key: OpenSSH, PEM (PKCS#1, SEC1, PKCS#8), encrypted or not. The first byte
     chooses the passphrase: none, the corpus's ``fuzzing``, or empty."""
     if not data:
         return
     passphrase = (None, "fuzzing", b"")[data[0] % 3]
+    limit = key_files.MAX_KDF_ROUNDS
+    key_files.MAX_KDF_ROUNDS = FUZZ_MAX_KDF_ROUNDS  # type: ignore[misc]
     try:
         key = import_private_key(data[1:], passphrase)
         key.public_key.openssh_line()
     except SSHError:
         pass
+    finally:
+        key_files.MAX_KDF_ROUNDS = limit  # type: ignore[misc]
 
 
 def public_key(data: bytes) -> None:

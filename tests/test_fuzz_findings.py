@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from test_agent_forwarding import RecordingTransport
 
-from trissh import KeyImportError, KnownHosts, import_private_key
+from fuzz import targets as fuzz_targets
+from fuzz.targets import FUZZ_MAX_KDF_ROUNDS
+from trissh import KeyImportError, KnownHosts, PrivateKey, import_private_key
 from trissh import _messages as msg
+from trissh._auth import key_files
 from trissh._channels.mux import ChannelMux
 from trissh._channels.session import SessionChannel
 from trissh._errors import ProtocolError
@@ -112,13 +115,17 @@ async def test_an_ecdsa_key_with_a_compressed_point_is_a_key_import_error() -> N
             import_private_key(_openssh_armor(blob))
 
 
-async def test_an_absurd_bcrypt_round_count_is_refused() -> None:
-    data = _encrypted_openssh_key()
+def _with_kdf_rounds(data: bytes, rounds: int) -> bytes:
+    """The OpenSSH key file ``data`` with its bcrypt round count replaced."""
     raw = base64.b64decode(b"".join(data.splitlines()[1:-1]))
     options = raw.index(b"\x00\x00\x00\x06bcrypt") + 10  # string(salt) + uint32(rounds)
     salt_size = int.from_bytes(raw[options + 4 : options + 8], "big")
     rounds_at = options + 8 + salt_size
-    tampered = _openssh_armor(raw[:rounds_at] + uint32(1 << 31) + raw[rounds_at + 4 :])
+    return _openssh_armor(raw[:rounds_at] + uint32(rounds) + raw[rounds_at + 4 :])
+
+
+async def test_an_absurd_bcrypt_round_count_is_refused() -> None:
+    tampered = _with_kdf_rounds(_encrypted_openssh_key(), 1 << 31)
     code = f"""
 from trissh import KeyImportError, import_private_key
 try:
@@ -128,3 +135,36 @@ except KeyImportError:
 """
     with trio.fail_after(TIMEOUT):
         assert await run_isolated(code) == "KeyImportError"
+
+
+@pytest.mark.parametrize(
+    ("rounds", "outcome"),
+    [(FUZZ_MAX_KDF_ROUNDS, "loaded"), (FUZZ_MAX_KDF_ROUNDS + 1, f"MAX_KDF_ROUNDS = {FUZZ_MAX_KDF_ROUNDS};")],
+)
+async def test_the_private_key_target_runs_no_kdf_above_its_own_bound(
+    monkeypatch: pytest.MonkeyPatch, rounds: int, outcome: str
+) -> None:
+    """The long run's private_key timeout (115,193 inputs): a mutated round count under MAX_KDF_ROUNDS
+    (16384, minutes of bcrypt) is a slow KDF, not a parser hang; the target refuses rounds above its own
+    small bound before any KDF runs, so the fuzzer's time goes to parsing. trissh's own bound is back
+    after each input."""
+    outcomes: list[str] = []
+
+    def recording_import(data: bytes, passphrase: str | bytes | None) -> PrivateKey:
+        try:
+            key = import_private_key(data, passphrase)
+        except KeyImportError as exc:
+            outcomes.append(str(exc))
+            raise
+        outcomes.append("loaded")
+        return key
+
+    monkeypatch.setattr(fuzz_targets, "import_private_key", recording_import)
+    encryption = serialization.PrivateFormat.OpenSSH.encryption_builder().kdf_rounds(rounds).build(b"fuzzing")
+    key = ed25519.Ed25519PrivateKey.generate()
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+    with trio.fail_after(TIMEOUT):
+        fuzz_targets.private_key(b"\x01" + data)  # passphrase "fuzzing"
+    assert len(outcomes) == 1
+    assert outcome in outcomes[0]
+    assert key_files.MAX_KDF_ROUNDS == 16384

@@ -36,16 +36,10 @@ TIMEOUT = 120
 # Known findings not yet fixed (each then a strict xfail test in tests/test_fuzz_findings.py): an input
 # that hits one is not a new failure here. (target, exception type, trissh function it comes out of.)
 KNOWN_FINDINGS: set[tuple[str, str, str]] = set()
-# Seeds given as examples but not mutated: a mutated bcrypt round count may still ask for minutes of KDF
-# (MAX_KDF_ROUNDS is 16384), and a thread running the KDF cannot be stopped.
-NOT_MUTATED = {("private_key", "ed25519-encrypted")}
 
 
-def seeds(target: str, *, for_mutation: bool = False) -> list[bytes]:
-    paths = sorted((CORPUS / target).iterdir())
-    if for_mutation:
-        paths = [path for path in paths if (target, path.name) not in NOT_MUTATED]
-    return [path.read_bytes() for path in paths]
+def seeds(target: str) -> list[bytes]:
+    return [path.read_bytes() for path in sorted((CORPUS / target).iterdir())]
 
 
 def known_finding(target: str, exc: Exception) -> bool:
@@ -90,7 +84,7 @@ def short_run(name: str) -> Callable[[], None]:
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(st.one_of(mutated(seeds(name, for_mutation=True)), st.binary(max_size=300)))
+    @given(st.one_of(mutated(seeds(name)), st.binary(max_size=300)))
     def run(data: bytes) -> None:
         try:
             run_one(target, data)
