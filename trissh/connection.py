@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
@@ -26,6 +27,9 @@ from ._forwarding import remote as _remote
 from ._forwarding.local import LocalForward
 from ._forwarding.remote import Destination, RemoteForward
 from ._transport.negotiate import Negotiated
+
+if TYPE_CHECKING:
+    from .sftp import SFTPClient
 
 __all__ = ["SSHConnection"]
 
@@ -303,6 +307,16 @@ class SSHConnection:
         reason logged on ``trissh.forwarding``. Otherwise as :meth:`forward_local_port`.
         """
         return _local.forward_socks(self._mux, listen_host, listen_port)
+
+    def open_sftp(self, *, subsystem: str = "sftp") -> AbstractAsyncContextManager[SFTPClient]:
+        """An SFTP session (version 3, with OpenSSH's extensions): ``async with conn.open_sftp() as sftp``.
+
+        Leaving the block closes the session; handles still open are closed by the server. See
+        :class:`trissh.sftp.SFTPClient` and docs/sftp.md.
+        """
+        from .sftp._open import open_sftp  # imported when used: the CLI's start-up does not pay for it
+
+        return open_sftp(self._mux, subsystem)
 
     async def rekey(self) -> None:
         """Start a new key exchange now and wait for it to complete."""

@@ -1,0 +1,48 @@
+"""SFTP (version 3, as OpenSSH speaks it) over a trissh connection: ``conn.open_sftp()``.
+
+The protocol lives in sans-IO modules: ``_codec`` frames requests and parses
+responses, ``_attributes`` is the ATTRS structure, ``_errors`` turns a
+failure STATUS into an exception that is also the matching ``OSError``.
+The Trio side: ``_session`` (requests and their responses, on the channel),
+``_client`` (the operations), ``_file`` (open files), ``_pipeline``
+(many READs/WRITEs in flight), ``_transfer`` (get, put, copy), ``_open``.
+"""
+
+from __future__ import annotations
+
+from ._attributes import SFTPAttributes
+from ._client import SFTPClient, SFTPLimits, SFTPName, SFTPStatVFS
+from ._errors import (
+    SFTPDirNotEmpty,
+    SFTPError,
+    SFTPFailure,
+    SFTPFileExists,
+    SFTPIsADirectory,
+    SFTPNoSuchFile,
+    SFTPNotADirectory,
+    SFTPOpUnsupported,
+    SFTPPermissionDenied,
+    SFTPProtocolError,
+    SFTPTransferError,
+)
+from ._file import SFTPFile
+
+__all__ = [
+    "SFTPAttributes",
+    "SFTPClient",
+    "SFTPDirNotEmpty",
+    "SFTPError",
+    "SFTPFailure",
+    "SFTPFile",
+    "SFTPFileExists",
+    "SFTPIsADirectory",
+    "SFTPLimits",
+    "SFTPName",
+    "SFTPNoSuchFile",
+    "SFTPNotADirectory",
+    "SFTPOpUnsupported",
+    "SFTPPermissionDenied",
+    "SFTPProtocolError",
+    "SFTPStatVFS",
+    "SFTPTransferError",
+]

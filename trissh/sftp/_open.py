@@ -1,0 +1,48 @@
+"""``SSHConnection.open_sftp()``: the ``sftp`` subsystem on a new session channel, as an SFTPClient."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from .._channels.launch import open_session
+from .._channels.mux import ChannelMux
+from .._channels.process_io import DEVNULL, PIPE
+from ._client import SFTPClient
+from ._session import SFTPSession
+
+__all__ = ["open_sftp"]
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The caller's own error out of our nursery's group (our tasks never raise: they break the session)."""
+    real = [exc for exc in group.exceptions if not isinstance(exc, trio.Cancelled)] or list(group.exceptions)
+    if len(real) == 1:
+        return _single(real[0]) if isinstance(real[0], BaseExceptionGroup) else real[0]
+    return group
+
+
+@asynccontextmanager
+async def open_sftp(mux: ChannelMux, subsystem: str = "sftp") -> AsyncIterator[SFTPClient]:
+    """Start the SFTP subsystem, negotiate version 3, ask for the server's limits, yield the client.
+
+    Leaving the block closes the channel: the server closes every handle still open.
+    """
+    async with open_session(
+        mux, subsystem, stdout=PIPE, stderr=DEVNULL, subsystem=True, env=None, term_type=None, term_size=None
+    ) as process:
+        session = SFTPSession(process)
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await session.start(nursery)
+                    client = SFTPClient(session)
+                    await client._setup()
+                    yield client
+                finally:
+                    session.close()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
