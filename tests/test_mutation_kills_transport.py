@@ -25,7 +25,7 @@ from trissh._errors import HostKeyNotVerifiable, ProtocolError
 from trissh._transport.events import HostKeyReceived, KexComplete
 from trissh._transport.host_key import check_rekey_host_key
 from trissh._transport.message_rules import MAX_EXTENSIONS, log_debug_message, parse_ext_info
-from trissh._transport.state import KexState
+from trissh._transport.state import MAX_PACKETS_PER_KEY, KexState
 from trissh._wire import DecodeError, boolean, byte, string, uint32
 
 # --- message_rules: DEBUG and EXT_INFO ----------------------------------------------------------------
@@ -220,3 +220,103 @@ def test_send_with_a_tail_and_a_put_back_rest_reach_the_server_whole_and_in_orde
         byte(msg.CHANNEL_DATA) + uint32(0) + string(b"tail"),
         byte(msg.IGNORE) + string(b""),
     ]
+
+
+# --- state: what may be sent, and when the bulk path stops for a rekey ---------------------------------
+
+
+def test_sending_after_close_names_the_reason() -> None:
+    link = Link()
+    link.handshake()
+    link.state.send_disconnect(11, "bye")
+    with pytest.raises(RuntimeError, match=r"^the transport is closed$"):
+        link.state.send(byte(msg.IGNORE) + string(b""))
+
+
+def test_channel_data_during_a_key_exchange_is_refused_naming_the_exchange_state() -> None:
+    link = Link()
+    link.handshake()
+    assert link.state.start_rekey()
+    with pytest.raises(
+        RuntimeError, match=r"^channel data may not be sent now \(key exchange KEXINIT sent\)$"
+    ):
+        link.state.send_channel_data([byte(msg.CHANNEL_DATA)], memoryview(b"x"), 1)
+
+
+def _channel_headers(count: int) -> list[bytes]:
+    return [byte(msg.CHANNEL_DATA) + uint32(0) + uint32(4)] * count
+
+
+def _bytes_per_packet(link: Link) -> int:
+    """What one 4-byte CHANNEL_DATA packet adds to the writer's byte count."""
+    before = link.state._writer.bytes_since_rekey
+    link.state.send_channel_data(_channel_headers(1), memoryview(b"abcd"), 4)
+    link.to_server()
+    return int(link.state._writer.bytes_since_rekey - before)
+
+
+def test_channel_data_returns_how_many_packets_it_sealed() -> None:
+    link = Link()
+    link.handshake()
+    assert link.state.send_channel_data(_channel_headers(5), memoryview(b"x" * 20), 4) == 5
+    assert [p.type for p in link.to_server()] == [msg.CHANNEL_DATA] * 5
+
+
+@pytest.mark.parametrize("reached_after", [1, 3])
+def test_channel_data_stops_at_the_packet_that_reaches_the_byte_limit_exactly(reached_after: int) -> None:
+    """The packet that brings the count to exactly rekey_bytes is the last one sealed: the count it
+    returns is 1-based, the limit is reached at >=, and a KEXINIT follows it."""
+    link = Link()
+    link.handshake()
+    per_packet = _bytes_per_packet(link)
+    link.state.rekey_bytes = link.state._writer.bytes_since_rekey + reached_after * per_packet
+    sealed = link.state.send_channel_data(_channel_headers(5), memoryview(b"y" * 20), 4)
+    assert sealed == reached_after
+    assert [p.type for p in link.to_server()] == [msg.CHANNEL_DATA] * reached_after + [msg.KEXINIT]
+    assert link.state.kex_state is KexState.KEXINIT_SENT
+
+
+def test_channel_data_stops_at_the_packet_limit_even_far_from_the_byte_limit() -> None:
+    link = Link()
+    link.handshake()
+    link.state._writer.packets_since_rekey = MAX_PACKETS_PER_KEY - 2
+    assert link.state.send_channel_data(_channel_headers(5), memoryview(b"z" * 20), 4) == 2
+    assert [p.type for p in link.to_server()] == [msg.CHANNEL_DATA] * 2 + [msg.KEXINIT]
+
+
+@pytest.mark.parametrize("suite", ["chacha20-poly1305", "aes128-gcm", "aes128-ctr+hmac-sha2-256"])
+def test_a_tail_is_sealed_into_the_packet_with_every_cipher(suite: str) -> None:
+    link = Link(suite)
+    link.handshake()
+    link.state.send(byte(msg.CHANNEL_DATA) + uint32(0), string(b"the tail of it"))
+    (packet,) = link.to_server()
+    assert packet.payload == byte(msg.CHANNEL_DATA) + uint32(0) + string(b"the tail of it")
+
+
+def test_a_disconnect_that_cannot_be_sealed_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = Link()
+    link.handshake()
+
+    class BrokenWriter:
+        pending = 0
+
+        def write(self, *args: object) -> None:
+            raise ValueError("sealer broken")
+
+    monkeypatch.setattr(link.state, "_writer", BrokenWriter())
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        link.state.send_disconnect(2, "protocol error")
+    assert link.state.phase.name == "CLOSED"
+    (record,) = [r for r in caplog.records if "DISCONNECT" in r.getMessage()]
+    assert (record.levelno, record.getMessage()) == (logging.DEBUG, "could not seal DISCONNECT")
+    assert record.exc_info is not None and record.exc_info[0] is ValueError
+
+
+def test_a_completed_key_exchange_is_logged_with_what_was_agreed(caplog: pytest.LogCaptureFixture) -> None:
+    link = Link()
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        link.handshake()
+    negotiated = link.state.negotiated
+    assert f"key exchange complete: {negotiated}" in [r.getMessage() for r in caplog.records]
