@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,8 @@ from trissh.testing import SSHServer
 BUDGET = 250
 #: Bytes carried each way by the forwarding and the direct-tcpip stream: a few packets, so a few steps.
 PAYLOAD = 20_000
+#: The file an SFTP sweep transfers: a few pipelined requests of 32 KiB or more.
+SFTP_BYTES = 300_000
 #: A sweep stops after this many points with problems (each costs the checks' waits): enough to see a pattern.
 MAX_FAILING_POINTS = 3
 #: How long a check waits for what an attempt left behind to go (a close waits for the server's answer).
@@ -214,10 +217,11 @@ async def sweep_on_open_connection(
     *,
     listener: list[int] | None = None,
     steps: Sequence[int] | None = None,
+    leftovers: Check | None = None,
 ) -> Tally:
     """Sweep ``operation`` on ``conn``: after each attempt, the connection's own tasks only, no channel, no
     descriptor, and (``listener``: the ports it listened on) nothing listening; then it still runs a
-    command."""
+    command. ``leftovers`` adds the operation's own checks (files an SFTP transfer left, say)."""
     tally = Tally(name)
     before = await trissh_tasks_once_idle()
     # What an attempt leaves is reported once, by the attempt that left it: the checks compare with what
@@ -235,6 +239,8 @@ async def sweep_on_open_connection(
                 problems.append(f"still listening on port {port}")
         if listener:
             listener.clear()
+        if leftovers is not None:
+            problems.extend(await leftovers())
         if left := await channels_left(conn, channels):
             problems.append(f"channels left open: {left}")
             channels = set(conn._mux.channels)
@@ -296,26 +302,76 @@ async def direct_tcpip(conn: trissh.SSHConnection, echo_port: int) -> None:
         await echo_exchange(stream)
 
 
+class SFTPFiles:
+    """The files of the SFTP sweeps in a fresh directory: a source of SFTP_BYTES (a few pipelined requests)
+    and the destinations an attempt writes."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="trissh-sweep-"))
+        self.data = pattern(SFTP_BYTES, seed=13)
+        (self.root / "source").write_bytes(self.data)
+        (self.root / "got").mkdir()
+        (self.root / "put").mkdir()
+
+    async def get(self, conn: trissh.SSHConnection) -> None:
+        """open_sftp, get into got/ (removed first, so each attempt starts alike), the data checked."""
+        (self.root / "got" / "source").unlink(missing_ok=True)
+        async with conn.open_sftp() as sftp:
+            await sftp.get(str(self.root / "source"), str(self.root / "got"))
+        assert (self.root / "got" / "source").read_bytes() == self.data
+
+    async def put(self, conn: trissh.SSHConnection) -> None:
+        (self.root / "put" / "source").unlink(missing_ok=True)
+        async with conn.open_sftp() as sftp:
+            await sftp.put(str(self.root / "source"), str(self.root / "put"))
+        assert (self.root / "put" / "source").read_bytes() == self.data
+
+    async def leftovers(self) -> list[str]:
+        """A cancelled get leaves no file at all (not even its temporary); a finished one, the whole file."""
+        await trio.lowlevel.checkpoint()
+        problems = []
+        names = os.listdir(self.root / "got")
+        if names not in ([], ["source"]):
+            problems.append(f"get left {names}")
+        elif names and (self.root / "got" / "source").read_bytes() != self.data:
+            problems.append("get left an incomplete destination")
+        return problems
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 async def sweep_operations(
     sshd: SSHServer, kind: str, rounds: int, *, steps: Sequence[int] | None = None
 ) -> Tally:
     """Sweep the operation named ``kind`` on one open connection (with an echo server for the tunnels)."""
-    async with echo_server() as echo_port, connect(sshd) as conn:
-        listened: list[int] = []
-        operations: dict[str, Operation] = {
-            "run": lambda: run_echo(conn),
-            "process": lambda: streamed_process(conn),
-            "local forward": lambda: local_forward(conn, echo_port, listened),
-            "direct-tcpip": lambda: direct_tcpip(conn, echo_port),
-        }
-        return await sweep_on_open_connection(
-            conn,
-            kind,
-            operations[kind],
-            rounds,
-            listener=listened if kind == "local forward" else None,
-            steps=steps,
-        )
+    files = SFTPFiles()
+    try:
+        async with echo_server() as echo_port, connect(sshd) as conn:
+            listened: list[int] = []
+            operations: dict[str, Operation] = {
+                "run": lambda: run_echo(conn),
+                "process": lambda: streamed_process(conn),
+                "local forward": lambda: local_forward(conn, echo_port, listened),
+                "direct-tcpip": lambda: direct_tcpip(conn, echo_port),
+                "sftp get": lambda: files.get(conn),
+                "sftp put": lambda: files.put(conn),
+            }
+            return await sweep_on_open_connection(
+                conn,
+                kind,
+                operations[kind],
+                rounds,
+                listener=listened if kind == "local forward" else None,
+                steps=steps,
+                leftovers=files.leftovers if kind == "sftp get" else None,
+            )
+    finally:
+        files.remove()
 
 
 OPERATIONS = [
@@ -323,6 +379,8 @@ OPERATIONS = [
     "process",
     "local forward",
     "direct-tcpip",
+    "sftp get",
+    "sftp put",
 ]
 
 
@@ -334,6 +392,8 @@ OPERATIONS = [
         "process",
         "direct-tcpip",
         "local forward",  # it opens its channels later, in tasks of its own
+        "sftp get",
+        "sftp put",
     ],
 )
 async def test_cancelled_before_it_starts(sshd: SSHServer, kind: str) -> None:

@@ -426,8 +426,12 @@ async def _upload_file(
                 f"cannot resume: the remote file has {start} bytes, the local only {size}",
                 remote,
             )
-    fd = await trio.to_thread.run_sync(os.open, local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    # Shielded, so a descriptor opened is always one this function owns and closes; closing a file
+    # opened read-only does not block, so it is done here, where a cancellation cannot skip it.
+    with trio.CancelScope(shield=True):
+        fd = await trio.to_thread.run_sync(os.open, local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        await trio.lowlevel.checkpoint_if_cancelled()
         file = await client.open(
             remote, "r+" if resume and start else "w", permissions=stat_module.S_IMODE(st.st_mode)
         )
@@ -462,7 +466,7 @@ async def _upload_file(
         finally:
             await file.aclose()  # a no-op when closed above
     finally:
-        await trio.to_thread.run_sync(os.close, fd)
+        os.close(fd)
 
 
 async def _send_from(
