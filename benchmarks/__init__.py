@@ -8,6 +8,7 @@ Run them with ``scripts/bench`` (or ``python -m benchmarks.run``). The pieces:
 * :mod:`benchmarks.worker` — one case for one client, in its own process; prints one JSON line.
 * :mod:`benchmarks.forward` — the same for the forwarding cases, with :mod:`benchmarks.endpoints`, the app
   and the sink at either end of a forwarded connection (processes of their own).
+* :mod:`benchmarks.sftp` — the same for the SFTP cases, against files the orchestrator prepares on tmpfs.
 * :mod:`benchmarks.chart` — the PNG chart, drawn from a results JSON file.
 
 This module holds what they share: the names of the clients and cases, the ciphers, and the sizes of the
@@ -28,6 +29,7 @@ __all__ = [
     "FORWARD_CIPHERS",
     "FULL",
     "QUICK",
+    "SFTP_CASES",
     "TRANSFER_CASES",
     "Sizes",
 ]
@@ -36,7 +38,19 @@ __all__ = [
 CLIENTS: Final = ("trissh", "asyncssh", "paramiko", "ssh")
 
 #: Every case, in the order they run within a round.
-CASES: Final = ("download", "upload", "handshake", "fanout", "channels", "forward", "streams")
+CASES: Final = (
+    "download",
+    "upload",
+    "handshake",
+    "fanout",
+    "channels",
+    "forward",
+    "streams",
+    "sftp-get",
+    "sftp-put",
+    "sftp-small-get",
+    "sftp-small-put",
+)
 
 #: The bulk-transfer cases: one variant per cipher.
 TRANSFER_CASES: Final = ("download", "upload")
@@ -44,6 +58,10 @@ TRANSFER_CASES: Final = ("download", "upload")
 #: The TCP forwarding cases (run by :mod:`benchmarks.forward`): a local port forward, its variants the
 #: direction of the data ("download": from the sink to the app), and many direct-tcpip streams at once.
 FORWARD_CASES: Final = ("forward", "streams")
+
+#: The SFTP cases (run by :mod:`benchmarks.sftp`): one big file, then a tree of small files, downloaded and
+#: uploaded with each client's SFTP client.
+SFTP_CASES: Final = ("sftp-get", "sftp-put", "sftp-small-get", "sftp-small-put")
 
 #: The MAC paired with every cipher (only the CTR cipher uses it; AEAD ciphers authenticate by themselves).
 ETM_MAC: Final = "hmac-sha2-256-etm@openssh.com"
@@ -56,9 +74,10 @@ CIPHERS: Final = (
     "aes256-ctr",
 )
 
-#: The cipher every client must use in the forwarding cases (a default every client here supports; the
-#: clients' own defaults differ, and the comparison would measure that instead).
-FORWARD_CIPHERS: Final = {case: "aes128-gcm@openssh.com" for case in FORWARD_CASES}
+#: The cipher every client must use in the forwarding and the SFTP cases (a default every client here
+#: supports; the clients' own defaults differ, and the comparison would measure that instead). The name
+#: predates the SFTP cases; :attr:`benchmarks.worker.Job.cipher` looks every case up here.
+FORWARD_CIPHERS: Final = {case: "aes128-gcm@openssh.com" for case in (*FORWARD_CASES, *SFTP_CASES)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +88,9 @@ class Sizes:
     handshakes (per handshake worker, after one untimed cold connection), fanout_connections (concurrent
     connections from one process), channels (concurrent sessions on one connection), channel_bytes (output of
     each session), forward_bytes (per forwarded download or upload), streams (concurrent direct-tcpip
-    streams on one connection), stream_bytes (sent on each stream), timeout (seconds a worker may take before
-    it is killed).
+    streams on one connection), stream_bytes (sent on each stream), sftp_files (files in the SFTP small-file
+    cases' tree; their big file is transfer_bytes), sftp_file_bytes (each of those files), timeout (seconds
+    a worker may take before it is killed).
     """
 
     rounds: int
@@ -82,6 +102,8 @@ class Sizes:
     forward_bytes: int
     streams: int
     stream_bytes: int
+    sftp_files: int
+    sftp_file_bytes: int
     timeout: float
 
 
@@ -96,6 +118,8 @@ FULL: Final = Sizes(
     forward_bytes=256 << 20,
     streams=100,
     stream_bytes=1 << 20,
+    sftp_files=1000,
+    sftp_file_bytes=4 << 10,
     timeout=600.0,
 )
 
@@ -110,5 +134,7 @@ QUICK: Final = Sizes(
     forward_bytes=1 << 20,
     streams=5,
     stream_bytes=64 << 10,
+    sftp_files=20,
+    sftp_file_bytes=4 << 10,
     timeout=60.0,
 )

@@ -65,6 +65,7 @@ from benchmarks import (
     FORWARD_CIPHERS,
     FULL,
     QUICK,
+    SFTP_CASES,
     TRANSFER_CASES,
     Sizes,
 )
@@ -125,21 +126,39 @@ def _per_gib(cpu: float, size: int) -> float:
     return cpu / (size / _GIB)
 
 
+def _process_wall(r: Record) -> float:
+    # sftp: the worker's check of the copy (hashing it, removing it) is harness, not client.
+    wall: float = r["wall_seconds"] - r["result"].get("check_seconds", 0.0)
+    return wall
+
+
+def _process_cpu(r: Record) -> float:
+    # forward: without the app's CPU (a process of its own, the same for every client); sftp: without the
+    # worker's check of the copy.
+    result = r["result"]
+    cpu: float = r["cpu_seconds"] - result.get("app_cpu_seconds", 0.0) - result.get("check_cpu_seconds", 0.0)
+    return cpu
+
+
 METRICS: Final = (
     *(
         metric
-        for case in (*TRANSFER_CASES, "forward")
+        for case in (*TRANSFER_CASES, "forward", *SFTP_CASES)
         for metric in (
+            *(
+                [Metric(case, "files_per_second", "files/s, transfer", "files/s", "higher", "in-process",
+                        lambda r: r["result"]["files"] / r["result"]["seconds"])]
+                if case.startswith("sftp-small-")
+                else []
+            ),
             Metric(case, "mbps", "MB/s, transfer", "MB/s", "higher", "in-process",
                    lambda r: r["result"]["bytes"] / _MB / r["result"]["seconds"]),
             Metric(case, "cpu_per_gib", "CPU/GiB, transfer", "s", "lower", "in-process",
                    lambda r: _per_gib(r["result"]["cpu_seconds"], r["result"]["bytes"])),
             Metric(case, "mbps_process", "MB/s, process", "MB/s", "higher", "whole process",
-                   lambda r: r["result"]["bytes"] / _MB / r["wall_seconds"]),
-            # forward: without the app's CPU (a process of its own, the same for every client).
+                   lambda r: r["result"]["bytes"] / _MB / _process_wall(r)),
             Metric(case, "cpu_per_gib_process", "CPU/GiB, process", "s", "lower", "whole process",
-                   lambda r: _per_gib(r["cpu_seconds"] - r["result"].get("app_cpu_seconds", 0.0),
-                                      r["result"]["bytes"])),
+                   lambda r: _per_gib(_process_cpu(r), r["result"]["bytes"])),
         )
     ),
     Metric("handshake", "median", "median, warm", "ms", "lower", "in-process",
@@ -190,6 +209,10 @@ class Plan:
             return ("download", "upload")
         if case == "streams":
             return (f"{s.streams}x {_size(s.stream_bytes)}",)
+        if case in ("sftp-get", "sftp-put"):
+            return (_size(s.transfer_bytes),)
+        if case in SFTP_CASES:
+            return (f"{s.sftp_files}x {_size(s.sftp_file_bytes)}",)
         return (f"{s.channels}x {_size(s.channel_bytes)}",)
 
     def size_and_count(self, case: str) -> tuple[int, int]:
@@ -202,6 +225,10 @@ class Plan:
             "channels": (s.channel_bytes, s.channels),
             "forward": (s.forward_bytes, 1),
             "streams": (s.stream_bytes, s.streams),
+            "sftp-get": (s.transfer_bytes, 1),
+            "sftp-put": (s.transfer_bytes, 1),
+            "sftp-small-get": (s.sftp_file_bytes, s.sftp_files),
+            "sftp-small-put": (s.sftp_file_bytes, s.sftp_files),
         }[case]
 
 
@@ -235,14 +262,29 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@dataclasses.dataclass(frozen=True)
+class Fixtures:
+    """What the orchestrator runs or prepares for the whole run, for the cases that need it.
+
+    Fields: sink_port (the forwarding cases' sink, or None), sftp_dir (the SFTP cases' prepared tmpfs
+    folder, :func:`benchmarks.sftp.prepared`, or None).
+    """
+
+    sink_port: int | None
+    sftp_dir: Path | None
+
+
 def _worker_command(
-    server: Any, sink_port: int | None, plan: Plan, case: str, variant: str, client: str
+    server: Any, fixtures: Fixtures, plan: Plan, case: str, variant: str, client: str
 ) -> list[str]:
     size, count = plan.size_and_count(case)
     module = ["benchmarks.worker"]
     if case in FORWARD_CASES:
-        assert sink_port is not None
-        module = ["benchmarks.forward", "--sink-port", str(sink_port)]
+        assert fixtures.sink_port is not None
+        module = ["benchmarks.forward", "--sink-port", str(fixtures.sink_port)]
+    elif case in SFTP_CASES:
+        assert fixtures.sftp_dir is not None
+        module = ["benchmarks.sftp", "--sftp-dir", str(fixtures.sftp_dir)]
     return [
         sys.executable, "-m", *module,
         "--client", client, "--case", case, "--variant", variant,
@@ -314,7 +356,7 @@ def _jobs(plan: Plan) -> Iterator[tuple[int, str, str, str]]:
                     yield round_number, case, variant, client
 
 
-def run_all(server: Any, sink_port: int | None, plan: Plan, missing: dict[str, str]) -> list[Record]:
+def run_all(server: Any, fixtures: Fixtures, plan: Plan, missing: dict[str, str]) -> list[Record]:
     """Run every job, interleaving the clients; print progress and failures to stderr as they happen."""
     records: list[Record] = []
     unsupported: dict[tuple[str, str, str], str] = {}
@@ -324,7 +366,7 @@ def run_all(server: Any, sink_port: int | None, plan: Plan, missing: dict[str, s
         if key in unsupported:  # learnt in the first round: not worth a process per round
             record: Record = {"status": "unsupported", "reason": unsupported[key], "wall_seconds": 0.0}
         else:
-            command = _worker_command(server, sink_port, plan, case, variant, client)
+            command = _worker_command(server, fixtures, plan, case, variant, client)
             record = run_worker(command, plan.sizes.timeout)
         record = {"round": round_number, "case": case, "variant": variant, "client": client, **record}
         if record["status"] == "unsupported":
@@ -484,7 +526,12 @@ included) and "process" adds the Python harness that feeds or reads its pipe. fa
 stays open until all have run `echo`; at most 100 are connecting at once (sshd's listen backlog is 128).
 forward: app -> the client's local forward listener -> SSH -> sshd -> a sink on 127.0.0.1; the app and the
 sink are processes of their own, and "process" leaves the app's CPU out. streams: direct-tcpip streams
-opened at once on one connection, each sending its data to the sink. Both force {cipher}."""
+opened at once on one connection, each sending its data to the sink. sftp-*: files on tmpfs at both ends
+(sshd's internal-sftp runs as this user), copied to a new destination, checked afterwards (size and sha256;
+for the trees, the file count and a combined sha256); "transfer" starts once the SFTP session is open,
+"process" leaves the check out. sftp-small-*: the whole tree, recursively (trissh, AsyncSSH: get/put with
+recursive=True; ssh: sftp -b with get -R / put -R); Paramiko has no recursive get or put, so a loop over
+listdir does one file at a time, as a user writes it. forward, streams and sftp-* force {cipher}."""
 
 
 def notes(summary: list[Record], kex: dict[str, str]) -> str:
@@ -534,6 +581,19 @@ def _sink(plan: Plan) -> Iterator[int | None]:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def _sftp_files(plan: Plan) -> Iterator[Path | None]:
+    """The SFTP cases' sources, prepared once on tmpfs for the whole run (:mod:`benchmarks.sftp`), or None."""
+    if not set(plan.cases) & set(SFTP_CASES):
+        yield None
+        return
+    from benchmarks.sftp import prepared
+
+    s = plan.sizes
+    with prepared(s.transfer_bytes, s.sftp_files, s.sftp_file_bytes) as folder:
+        yield folder
 
 
 def _command_output(argv: list[str]) -> str:
@@ -657,8 +717,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     try:
-        with start_sshd(extra_config=SSHD_CONFIG) as server, _sink(plan) as sink_port:
-            records = run_all(server, sink_port, plan, missing)
+        with (
+            start_sshd(extra_config=SSHD_CONFIG) as server,
+            _sink(plan) as sink_port,
+            _sftp_files(plan) as sftp_dir,
+        ):
+            records = run_all(server, Fixtures(sink_port, sftp_dir), plan, missing)
     except RuntimeError as exc:  # sshd could not start: nothing can run
         print(f"benchmarks: the server failed: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ project's own encoders. Run ``python -m fuzz.make_corpus`` (it needs ``ssh-keyge
 * transport_kex: the scripted server's KEXINIT, KEX_ECDH_REPLY (signed over the exchange hash of
   the seeded client, so it verifies when replayed) and NEWKEYS.
 * transport_post_kex, channels, auth, agent, socks: typical messages of each layer.
+* sftp: OpenSSH's sftp-server's answers to INIT and the target's requests, recorded over pipes.
 * private_key, public_key, known_hosts: files written by ssh-keygen (OpenSSH, PEM, PKCS#8,
   RFC 4716, certificates), plain and encrypted with the passphrase ``fuzzing`` (bcrypt rounds 1).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import socket
 import subprocess
 import tempfile
@@ -23,9 +25,10 @@ from pathlib import Path
 
 from trissh import _messages as msg
 from trissh._wire import boolean, byte, name_list, string, uint32
+from trissh.sftp._codec import SFTPCodec
 from trissh.testing import start_sshd
 
-from .targets import SERVER_SEED, ScriptedServer, _client, _drain, pack_records
+from .targets import SERVER_SEED, ScriptedServer, _client, _drain, pack_records, sftp_requests
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -302,11 +305,60 @@ def layer_corpus() -> None:
     _write("socks", "socks4", pack_records([b"\x04\x01\x00\x16\x7f\x00\x00\x01\x00"]))
 
 
+def record_sftp_server() -> bytes:
+    """What OpenSSH's sftp-server answers to INIT and :func:`~fuzz.targets.sftp_requests`, in a fresh
+    directory holding the file ``fuzz``."""
+    codec = SFTPCodec()
+    requests = codec.init() + b"".join(packet for _, packet in sftp_requests(codec))
+    wanted = 1 + len(sftp_requests(SFTPCodec()))  # VERSION, then one answer per request
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "fuzz").write_bytes(b"seed file contents\n" * 100)
+        # sftp-server stops at end of input without answering what it has buffered: keep its stdin
+        # open until every answer is in.
+        with subprocess.Popen(
+            ["/usr/lib/openssh/sftp-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=directory
+        ) as server:
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.write(requests)
+            server.stdin.flush()
+            answers = b""
+            while len(_sftp_packets(answers)) < wanted:
+                chunk = os.read(server.stdout.fileno(), 65536)
+                assert chunk, "sftp-server stopped answering"
+                answers += chunk
+            server.stdin.close()
+    return answers
+
+
+def _sftp_packets(stream: bytes) -> list[bytes]:
+    """The complete SFTP packets at the start of ``stream``."""
+    packets, pos = [], 0
+    while pos + 4 <= len(stream):
+        end = pos + 4 + int.from_bytes(stream[pos : pos + 4], "big")
+        if end > len(stream):
+            break
+        packets.append(stream[pos:end])
+        pos = end
+    return packets
+
+
+def sftp_corpus() -> None:
+    answers = record_sftp_server()
+    _write("sftp", "sftp-server-one-read", pack_records([answers]))
+    _write("sftp", "sftp-server-per-packet", pack_records(_sftp_packets(answers)))
+    _write(
+        "sftp",
+        "sftp-server-split-headers",
+        pack_records([answers[i : i + 3] for i in range(0, len(answers), 3)]),
+    )
+
+
 def main() -> None:
     transport_corpus()
     wire_corpus()
     key_corpus()
     layer_corpus()
+    sftp_corpus()
     for folder in sorted(CORPUS.iterdir()):
         print(f"{folder.name}: {len(list(folder.iterdir()))} inputs")
 

@@ -49,6 +49,9 @@ from trissh._options import algorithm_preferences
 from trissh._transport.events import NEED_DATA, HostKeyReceived, PacketReceived
 from trissh._transport.state import TransportState
 from trissh._wire import DecodeError, Reader, byte, uint32
+from trissh.sftp._attributes import SFTPAttributes
+from trissh.sftp._codec import SFTPCodec
+from trissh.sftp._constants import OpenFlag
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from sshserver_script import ScriptedServer  # type: ignore[import-not-found]
@@ -531,6 +534,41 @@ def auth(data: bytes) -> None:
     trio.run(main)
 
 
+# --- 7. the SFTP codec -----------------------------------------------------------------------
+
+
+def sftp_requests(codec: SFTPCodec) -> list[tuple[int, bytes]]:
+    """The requests the sftp target has outstanding when the server's bytes arrive (the corpus's
+    recorded answers are for exactly these, in this order): one of each kind of answer."""
+    file, directory = b"\x00\x00\x00\x00", b"\x00\x00\x00\x01"  # OpenSSH's first two handles
+    return [
+        codec.open(b"fuzz", int(OpenFlag.READ), SFTPAttributes()),
+        codec.read(file, 0, 32768),
+        codec.stat(b"."),
+        codec.opendir(b"."),
+        codec.readdir(directory),
+        codec.realpath(b"."),
+        codec.extended("limits@openssh.com"),
+        codec.write(file, 0, b"data"),
+        codec.close(file),
+    ]
+
+
+def sftp(data: bytes) -> None:
+    """SFTPCodec.next_response on the server's side of a session: VERSION, then the answers to
+    :func:`sftp_requests`. Records are fed as separate chunks (split reads)."""
+    codec = SFTPCodec()
+    codec.init()
+    sftp_requests(codec)
+    try:
+        for record in records(data):
+            codec.receive_data(record)
+            while codec.next_response() is not None:
+                pass
+    except SSHError:
+        pass
+
+
 TARGETS: Final[dict[str, Target]] = {
     "transport_version": transport_version,
     "transport_kex": transport_kex,
@@ -543,6 +581,7 @@ TARGETS: Final[dict[str, Target]] = {
     "agent": agent,
     "socks": socks,
     "auth": auth,
+    "sftp": sftp,
 }
 
 
