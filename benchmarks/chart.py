@@ -1,8 +1,10 @@
 """Draw the benchmark chart (PNG) from a results JSON file written by :mod:`benchmarks.run`.
 
-Four panels: download and upload throughput per cipher and client, and the client's CPU seconds per GiB for
-each; bars are medians over the rounds, whiskers min-max, all measured inside the client's process once
-connected ("transfer only"). A client that does not support a cipher, or failed, gets a note instead of a bar.
+Panels for the cases the run has: download and upload throughput per cipher and client, and the client's CPU
+seconds per GiB for each; then SFTP: the one big file's throughput and CPU seconds per GiB (get and put),
+and the small-file trees' files per second and throughput. Bars are medians over the rounds, whiskers
+min-max, all measured inside the client's process once connected ("transfer only"). A client that does not
+support a cipher, or failed, gets a note instead of a bar.
 
 Usage::
 
@@ -28,12 +30,24 @@ __all__ = ["render"]
 
 _COLORS: Final = {"trissh": "#1b9e77", "asyncssh": "#7570b3", "paramiko": "#d95f02", "ssh": "#666666"}
 _NAMES: Final = {"trissh": "trissh", "asyncssh": "AsyncSSH", "paramiko": "Paramiko", "ssh": "OpenSSH ssh"}
+#: One group of bars in a panel: (case, variant, label).
+Group = tuple[str, str, str]
+
+#: (cases, metric, title): the cipher panels have one case and a group of bars per cipher; the SFTP panels a
+#: group per case ({variant}: the case's variant, its size).
 _PANELS: Final = (
-    ("download", "mbps", "Download throughput (MB/s, higher is better)"),
-    ("upload", "mbps", "Upload throughput (MB/s, higher is better)"),
-    ("download", "cpu_per_gib", "Download: client CPU seconds per GiB (lower is better)"),
-    ("upload", "cpu_per_gib", "Upload: client CPU seconds per GiB (lower is better)"),
-)
+    (("download",), "mbps", "Download throughput (MB/s, higher is better)"),
+    (("upload",), "mbps", "Upload throughput (MB/s, higher is better)"),
+    (("download",), "cpu_per_gib", "Download: client CPU seconds per GiB (lower is better)"),
+    (("upload",), "cpu_per_gib", "Upload: client CPU seconds per GiB (lower is better)"),
+    (("sftp-get", "sftp-put"), "mbps", "SFTP, one {variant} file: MB/s (higher is better)"),
+    (("sftp-get", "sftp-put"), "cpu_per_gib",
+     "SFTP, one {variant} file: client CPU seconds per GiB (lower is better)"),
+    (("sftp-small-get", "sftp-small-put"), "files_per_second",
+     "SFTP, a tree of {variant} files: files/s (higher is better)"),
+    (("sftp-small-get", "sftp-small-put"), "mbps",
+     "SFTP, a tree of {variant} files: MB/s (higher is better)"),
+)  # fmt: skip
 
 
 def _short(cipher: str) -> str:
@@ -45,18 +59,28 @@ def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
-def _panel(ax: Axes, data: dict[str, Any], case: str, metric: str, title: str) -> None:
-    ciphers: list[str] = data["ciphers"]
+def _groups(data: dict[str, Any], cases: Sequence[str]) -> list[Group]:
+    """The (case, variant, label) of each group of bars: one per cipher, or one per SFTP case."""
+    if len(cases) == 1:
+        return [(cases[0], cipher, _short(cipher)) for cipher in data["ciphers"]]
+    variants = {e["case"]: e["variant"] for e in data["summary"]}
+    return [(case, variants[case], case.rsplit("-", 1)[1]) for case in cases]
+
+
+def _panel(ax: Axes, data: dict[str, Any], groups: list[Group], metric: str, title: str) -> None:
     clients: list[str] = data["clients"]
+    shown = {(case, variant) for case, variant, _ in groups}
     entries = {
-        (e["variant"], e["client"]): e for e in data["summary"] if e["case"] == case and e["metric"] == metric
+        (e["case"], e["variant"], e["client"]): e
+        for e in data["summary"]
+        if e["metric"] == metric and (e["case"], e["variant"]) in shown
     }
     width = 0.8 / max(len(clients), 1)
     tallest = max((e["max"] for e in entries.values() if e["status"] == "ok"), default=1.0)
     for i, client in enumerate(clients):
-        for j, cipher in enumerate(ciphers):
+        for j, (case, variant, _) in enumerate(groups):
             x = j - 0.4 + width * (i + 0.5)
-            entry = entries.get((cipher, client))
+            entry = entries.get((case, variant, client))
             if entry is None or entry["status"] != "ok":
                 note = "n/a" if entry is None or entry["status"] != "failed" else "FAILED"
                 color = "#c00000" if note == "FAILED" else "#888888"
@@ -70,7 +94,7 @@ def _panel(ax: Axes, data: dict[str, Any], case: str, metric: str, title: str) -
             text = f"{median:.0f}" if median >= 10 else f"{median:.2f}"
             ax.text(x, entry["max"] + tallest * 0.01, text, ha="center", va="bottom", fontsize=7)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks(range(len(ciphers)), [_short(c) for c in ciphers], fontsize=8)
+    ax.set_xticks(range(len(groups)), [label for _, _, label in groups], fontsize=8)
     ax.set_ylim(0, tallest * 1.12)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
@@ -78,9 +102,15 @@ def _panel(ax: Axes, data: dict[str, Any], case: str, metric: str, title: str) -
 
 def render(data: dict[str, Any], path: Path) -> None:
     """Draw the chart for the results ``data`` (as written by :mod:`benchmarks.run`) to the PNG ``path``."""
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9), dpi=110)
-    for ax, (case, metric, title) in zip(axes.flat, _PANELS, strict=True):
-        _panel(ax, data, case, metric, title)
+    ran = set(data["cases"])
+    panels = [panel for panel in _PANELS if set(panel[0]) <= ran] or list(_PANELS[:4])
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(14, 4.5 * rows), dpi=110, squeeze=False)
+    for ax, (cases, metric, title) in zip(axes.flat, panels, strict=False):
+        groups = _groups(data, cases)
+        _panel(ax, data, groups, metric, title.format(variant=groups[0][1].split("x ")[-1]))
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
     # One legend for all panels, from the clients of the run (a panel may lack a client's bars).
     handles = [Patch(color=_COLORS.get(c, "#999999"), label=_NAMES.get(c, c)) for c in data["clients"]]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=len(handles),

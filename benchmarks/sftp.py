@@ -15,9 +15,9 @@ file of ``transfer_bytes``) and ``src/small/`` (``sftp_files`` files of ``sftp_f
 
 * ``sftp-get`` / ``sftp-small-get``: ``src/big`` or ``src/small`` downloaded to ``work-<pid>/big`` or
   ``work-<pid>/small``; ``sftp-put`` / ``sftp-small-put``: the same, uploaded.
-* trissh ``SFTPClient.get/put`` (``recursive=True`` for the tree), AsyncSSH ``SFTPClient.get/put`` (the
-  same), Paramiko ``SFTPClient.get/put`` (no recursive API: a loop over ``listdir``, one file at a time, as
-  a user writes it), OpenSSH ``sftp -b`` (``get``/``put``, ``-R`` for the tree).
+* trissh ``SFTPClient.get/put`` (``recursive=True`` for the tree), AsyncSSH ``SFTPClient.get/put``
+  (``recurse=True``), Paramiko ``SFTPClient.get/put`` (no recursive API: a loop over ``listdir``, one file
+  at a time, as a user writes it), OpenSSH ``sftp -b`` (``get``/``put``, ``-R`` for the tree).
 
 The meter runs around the transfer only, once connected and the SFTP session open (for ``sftp``, the
 whole ``sftp`` process and its ``ssh``, connect included, as the ``ssh`` transfer cases do). Afterwards
@@ -236,9 +236,9 @@ async def _asyncssh_sftp(job: Job, paths: _Paths) -> Transfer:
         async with conn.start_sftp_client() as sftp:
             meter = Meter()
             if job.case.endswith("-get"):
-                await sftp.get(str(paths.remote), str(paths.local), recursive=paths.small)
+                await sftp.get(str(paths.remote), str(paths.local), recurse=paths.small)
             else:
-                await sftp.put(str(paths.local), str(paths.remote), recursive=paths.small)
+                await sftp.put(str(paths.local), str(paths.remote), recurse=paths.small)
             seconds, cpu = meter.stop()
     return seconds, cpu, ciphers
 

@@ -337,6 +337,29 @@ async def test_preserve_keeps_mode_and_times(sshd: SSHServer, tmp_path: Path) ->
     assert (tmp_path / "plain").stat().st_mtime != 1_300_000_000
 
 
+async def test_recursive_preserve_keeps_directory_times_after_their_files_are_written(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    """A directory's mtime changes whenever an entry is created in it, so its preserved times must be
+    set after the files inside have been written, for every direction."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(10):
+        (tree / "sub" / f"f{i}").write_bytes(b"x" * i)
+    (tree / "sub").chmod(0o750)
+    for directory in (tree / "sub", tree):
+        os.utime(directory, (1_000_000_000, 1_100_000_000))
+    with trio.fail_after(TIMEOUT):
+        async with sftp_session(sshd) as (_, sftp):
+            await sftp.get(str(tree), str(tmp_path / "got"), recursive=True, preserve=True)
+            await sftp.put(str(tree), str(tmp_path / "put"), recursive=True, preserve=True)
+            await sftp.copy(str(tree), str(tmp_path / "copied"), recursive=True, preserve=True)
+    for name in ("got", "put", "copied"):
+        for directory in (tmp_path / name, tmp_path / name / "sub"):
+            assert directory.stat().st_mtime == 1_100_000_000, directory
+        assert stat.S_IMODE((tmp_path / name / "sub").stat().st_mode) == 0o750, name
+
+
 def make_tree(root: Path) -> dict[str, bytes]:
     files = {
         "top.txt": b"top",

@@ -25,6 +25,7 @@ What a failure leaves behind:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import posixpath
 import secrets
@@ -72,7 +73,24 @@ def temporary_name(destination: str) -> str:
     return os.path.join(directory, "." + os.fsdecode(encoded) + suffix)
 
 
-async def _run_all(jobs: list[Callable[[], Awaitable[None]]], max_files: int) -> None:
+Job: TypeAlias = Callable[[], Awaitable[None]]
+
+
+class _Plan:
+    """A tree transfer's work: a job per file, run ``max_files`` at once, then each directory's mode and
+    times (``preserve``), deepest first, once nothing more is written into them."""
+
+    def __init__(self) -> None:
+        self.files: list[Job] = []
+        self.directories: list[Job] = []
+
+    async def run(self, max_files: int) -> None:
+        await _run_all(self.files, max_files)
+        for finish in self.directories:
+            await finish()
+
+
+async def _run_all(jobs: list[Job], max_files: int) -> None:
     """Run ``jobs``, at most ``max_files`` at once; the first error cancels the others and is raised alone."""
     if not jobs:
         await trio.lowlevel.checkpoint()
@@ -156,7 +174,17 @@ class _LocalWriter:
                 os.unlink(self.path)
 
 
+@functools.cache
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (a set-and-restore would
+    race with other threads creating files), else read the classic way once."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -193,9 +221,9 @@ async def download(
     if attrs.is_dir():
         if not recursive:
             raise SFTPError(StatusCode.FAILURE, "is a directory (pass recursive=True)", remote)
-        jobs: list[Callable[[], Awaitable[None]]] = []
-        await _plan_download_tree(client, remote, local, jobs, preserve, follow_symlinks, resume, progress)
-        await _run_all(jobs, max_files)
+        plan = _Plan()
+        await _plan_download_tree(client, remote, local, plan, preserve, follow_symlinks, resume, progress)
+        await plan.run(max_files)
         return
     await _download_file(client, remote, local, attrs, preserve=preserve, resume=resume, progress=progress)
 
@@ -204,7 +232,7 @@ async def _plan_download_tree(
     client: SFTPClient,
     remote: str,
     local: str,
-    jobs: list[Callable[[], Awaitable[None]]],
+    plan: _Plan,
     preserve: bool,
     follow_symlinks: bool,
     resume: bool,
@@ -224,7 +252,7 @@ async def _plan_download_tree(
             attrs = await client.stat(source)
         if attrs.is_dir():
             await _plan_download_tree(
-                client, source, target, jobs, preserve, follow_symlinks, resume, progress
+                client, source, target, plan, preserve, follow_symlinks, resume, progress
             )
         elif attrs.is_file():
 
@@ -233,10 +261,10 @@ async def _plan_download_tree(
                     client, source, target, attrs, preserve=preserve, resume=resume, progress=progress
                 )
 
-            jobs.append(job)
+            plan.files.append(job)
     if preserve:
         directory_attrs = await client.stat(remote)
-        jobs.append(lambda: _set_local_attrs_later(local, directory_attrs))
+        plan.directories.append(lambda: _set_local_attrs_later(local, directory_attrs))
 
 
 async def _set_local_attrs_later(path: str, attrs: SFTPAttributes) -> None:
@@ -355,9 +383,9 @@ async def upload(
     if stat_module.S_ISDIR(st.st_mode):
         if not recursive:
             raise IsADirectoryError(f"{local}: is a directory (pass recursive=True)")
-        jobs: list[Callable[[], Awaitable[None]]] = []
-        await _plan_upload_tree(client, local, remote, jobs, preserve, follow_symlinks, resume, progress)
-        await _run_all(jobs, max_files)
+        plan = _Plan()
+        await _plan_upload_tree(client, local, remote, plan, preserve, follow_symlinks, resume, progress)
+        await plan.run(max_files)
         return
     await _upload_file(client, local, remote, st, preserve=preserve, resume=resume, progress=progress)
 
@@ -366,7 +394,7 @@ async def _plan_upload_tree(
     client: SFTPClient,
     local: str,
     remote: str,
-    jobs: list[Callable[[], Awaitable[None]]],
+    plan: _Plan,
     preserve: bool,
     follow_symlinks: bool,
     resume: bool,
@@ -387,7 +415,7 @@ async def _plan_upload_tree(
             continue
         st = await trio.to_thread.run_sync(os.stat, source)
         if stat_module.S_ISDIR(st.st_mode):
-            await _plan_upload_tree(client, source, target, jobs, preserve, follow_symlinks, resume, progress)
+            await _plan_upload_tree(client, source, target, plan, preserve, follow_symlinks, resume, progress)
         elif stat_module.S_ISREG(st.st_mode):
 
             async def job(source: str = source, target: str = target, st: os.stat_result = st) -> None:
@@ -395,12 +423,12 @@ async def _plan_upload_tree(
                     client, source, target, st, preserve=preserve, resume=resume, progress=progress
                 )
 
-            jobs.append(job)
+            plan.files.append(job)
     if preserve:
         st = await trio.to_thread.run_sync(os.stat, local)
         attrs = SFTPAttributes.from_stat(st)
         mode_times = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
-        jobs.append(lambda: client.setstat(remote, mode_times))
+        plan.directories.append(lambda: client.setstat(remote, mode_times))
 
 
 async def _upload_file(
@@ -519,9 +547,9 @@ async def remote_copy(
     if attrs.is_dir():
         if not recursive:
             raise SFTPError(StatusCode.FAILURE, "is a directory (pass recursive=True)", source)
-        jobs: list[Callable[[], Awaitable[None]]] = []
-        await _plan_copy_tree(client, source, destination, jobs, preserve, follow_symlinks, progress)
-        await _run_all(jobs, max_files)
+        plan = _Plan()
+        await _plan_copy_tree(client, source, destination, plan, preserve, follow_symlinks, progress)
+        await plan.run(max_files)
         return
     await _copy_file(client, source, destination, attrs, preserve=preserve, progress=progress)
 
@@ -530,7 +558,7 @@ async def _plan_copy_tree(
     client: SFTPClient,
     source: str,
     destination: str,
-    jobs: list[Callable[[], Awaitable[None]]],
+    plan: _Plan,
     preserve: bool,
     follow_symlinks: bool,
     progress: Progress | None,
@@ -550,7 +578,7 @@ async def _plan_copy_tree(
                 continue
             attrs = await client.stat(from_path)
         if attrs.is_dir():
-            await _plan_copy_tree(client, from_path, to_path, jobs, preserve, follow_symlinks, progress)
+            await _plan_copy_tree(client, from_path, to_path, plan, preserve, follow_symlinks, progress)
         elif attrs.is_file():
 
             async def job(
@@ -558,13 +586,13 @@ async def _plan_copy_tree(
             ) -> None:
                 await _copy_file(client, from_path, to_path, attrs, preserve=preserve, progress=progress)
 
-            jobs.append(job)
+            plan.files.append(job)
     if preserve:
         directory = await client.stat(source)
         kept = SFTPAttributes(
             st_mode=directory.st_mode, st_atime=directory.st_atime, st_mtime=directory.st_mtime
         )
-        jobs.append(lambda: client.setstat(destination, kept))
+        plan.directories.append(lambda: client.setstat(destination, kept))
 
 
 async def _copy_file(
