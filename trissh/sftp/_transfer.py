@@ -124,7 +124,9 @@ class _LocalWriter:
         self.path = path
         self._append = append
         self._fd: int | None = None
-        self._buffer = bytearray()
+        # The pieces as received, written with one gathering write: no copy into a buffer of our own.
+        self._pieces: list[bytes] = []
+        self._buffered = 0
         self._offset = start
 
     def _open(self) -> int:
@@ -136,17 +138,19 @@ class _LocalWriter:
 
     def _flush_sync(self) -> None:
         fd = self._open()
-        view = memoryview(self._buffer)
-        while view:
-            written = os.pwrite(fd, view, self._offset)
+        pieces, self._pieces, self._buffered = self._pieces, [], 0
+        while pieces:
+            written = os.pwritev(fd, pieces, self._offset)
             self._offset += written
-            view = view[written:]
-        view.release()
-        self._buffer.clear()
+            while pieces and written >= len(pieces[0]):  # a short write: go on from where it stopped
+                written -= len(pieces.pop(0))
+            if written:
+                pieces[0] = pieces[0][written:]
 
     async def add(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= DISK_BLOCK:
+        self._pieces.append(data)
+        self._buffered += len(data)
+        if self._buffered >= DISK_BLOCK:
             await trio.to_thread.run_sync(self._flush_sync)
 
     def finish_sync(self, attrs: SFTPAttributes | None, rename_to: str | None) -> None:
