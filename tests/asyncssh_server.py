@@ -159,6 +159,7 @@ async def _serve(args: argparse.Namespace) -> None:
         server_host_keys=args.host_key,
         authorized_client_keys=args.authorized_keys,
         process_factory=_handle,
+        sftp_factory=True,  # AsyncSSH's own SFTP server on the real file system (the interop tests)
         encoding=None,  # binary stdin/stdout
         kex_algs=_algorithms(args.kex_algs, _all_names(get_kex_algs, skip_gss=True)),
         encryption_algs=_algorithms(args.encryption_algs, _all_names(get_encryption_algs)),

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 from proxy import CutAfter
+from servers import InteropServer
 
 import trissh
 from trissh.sftp import (
@@ -563,3 +564,29 @@ async def test_a_put_that_fails_part_way_says_how_much_the_server_confirmed(
     assert isinstance(caught.value.__cause__, trissh.ConnectionLost)
     assert 0 < confirmed < len(data)
     assert remote.read_bytes()[:confirmed] == data[:confirmed]
+
+
+# --- another server ------------------------------------------------------------------------------------
+
+
+async def test_asyncssh_sftp_server_interoperates(asyncssh_server: InteropServer, tmp_path: Path) -> None:
+    """AsyncSSH's SFTP server: a different extension set (no limits@openssh.com: 32 KiB requests), and
+    its own reading of SYMLINK's argument order."""
+    data = random_blob(1_000_000)
+    (tmp_path / "src").write_bytes(data)
+    with trio.fail_after(TIMEOUT):
+        async with sftp_session(asyncssh_server) as (_, sftp):  # type: ignore[arg-type]
+            assert sftp.read_chunk >= 16 * 1024
+            await sftp.put(str(tmp_path / "src"), str(tmp_path / "up"))
+            await sftp.get(str(tmp_path / "up"), str(tmp_path / "down"))
+            assert (tmp_path / "down").read_bytes() == data
+            await sftp.makedirs(str(tmp_path / "a/b"))
+            await sftp.symlink("../src", str(tmp_path / "a/link"))
+            assert os.readlink(tmp_path / "a/link") == "../src"
+            assert await sftp.readlink(str(tmp_path / "a/link")) == "../src"
+            assert sorted(await sftp.listdir(str(tmp_path / "a"))) == ["b", "link"]
+            await sftp.rename(str(tmp_path / "up"), str(tmp_path / "moved"))
+            with pytest.raises(FileNotFoundError):
+                await sftp.stat(str(tmp_path / "up"))
+            await sftp.rmtree(str(tmp_path / "a"))
+            assert not (tmp_path / "a").exists()

@@ -366,6 +366,11 @@ A = SFTPAttributes(st_mode=0o644)
         (lambda c: c.readlink(b"/ln"), T.READLINK, string(b"/ln")),
         # OpenSSH order: target first, then the link's own path.
         (lambda c: c.symlink(b"/link", b"/target"), T.SYMLINK, string(b"/target") + string(b"/link")),
+        (
+            lambda c: c.symlink(b"/link", b"/target", openssh_order=False),
+            T.SYMLINK,
+            string(b"/link") + string(b"/target"),
+        ),
         (lambda c: c.extended("limits@openssh.com"), T.EXTENDED, string(b"limits@openssh.com")),
         (lambda c: c.extended("x@y", b"ab", uint32(1)), T.EXTENDED, string(b"x@y") + b"ab" + uint32(1)),
     ],

@@ -112,8 +112,13 @@ class SFTPClient:
         depth: how many requests a transfer keeps in flight.
     """
 
-    def __init__(self, session: SFTPSession) -> None:
+    def __init__(self, session: SFTPSession, server_version: str = "") -> None:
         self._session = session
+        # Servers whose SYMLINK takes the target first (see SFTPCodec.symlink): OpenSSH's sftp-server,
+        # which Dropbear runs too, and Paramiko's. As AsyncSSH's client decides, by the SSH version.
+        self.symlink_target_first = any(
+            name in server_version.lower() for name in ("openssh", "dropbear", "paramiko")
+        )
         self.limits: SFTPLimits | None = None
         self.read_chunk = DEFAULT_CHUNK
         self.write_chunk = DEFAULT_CHUNK
@@ -326,7 +331,8 @@ class SFTPClient:
     async def symlink(self, target: StrPath, link: StrPath) -> None:
         """Create ``link`` pointing at ``target`` (argument order of :func:`os.symlink`)."""
         raw_target, raw_link, codec = encode_path(target), encode_path(link), self._session.codec
-        await self._status(lambda: codec.symlink(raw_link, raw_target), _shown(link))
+        first = self.symlink_target_first
+        await self._status(lambda: codec.symlink(raw_link, raw_target, openssh_order=first), _shown(link))
 
     async def hardlink(self, existing: StrPath, new: StrPath) -> None:
         """Create ``new`` as another name of ``existing`` (``hardlink@openssh.com``)."""

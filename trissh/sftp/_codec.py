@@ -306,11 +306,15 @@ class SFTPCodec:
         """READLINK: a symlink's target, as a one-entry NAME."""
         return self._request(_T.READLINK, string(path))
 
-    def symlink(self, link_path: bytes, target: bytes) -> tuple[int, bytes]:
-        """SYMLINK: create ``link_path`` pointing at ``target``."""
-        # The draft sends linkpath then targetpath, but OpenSSH's sftp-server
-        # reads them the other way round, and servers since follow OpenSSH.
-        return self._request(_T.SYMLINK, string(target) + string(link_path))
+    def symlink(self, link_path: bytes, target: bytes, *, openssh_order: bool = True) -> tuple[int, bytes]:
+        """SYMLINK: create ``link_path`` pointing at ``target``.
+
+        The draft sends linkpath then targetpath; OpenSSH's sftp-server (and so every server that runs
+        it: Dropbear's, and Paramiko's which copies it) reads them the other way round, which is
+        ``openssh_order``. Other servers (AsyncSSH's) follow the draft.
+        """
+        first, second = (target, link_path) if openssh_order else (link_path, target)
+        return self._request(_T.SYMLINK, string(first) + string(second))
 
     def extended(self, name: str, *fields: bytes) -> tuple[int, bytes]:
         """EXTENDED request ``name`` with its fields, already encoded."""

@@ -38,7 +38,7 @@ async def open_sftp(mux: ChannelMux, subsystem: str = "sftp") -> AsyncIterator[S
             async with trio.open_nursery() as nursery:
                 try:
                     await session.start(nursery)
-                    client = SFTPClient(session)
+                    client = SFTPClient(session, mux.transport.server_version or "")
                     await client._setup()
                     yield client
                 finally:
