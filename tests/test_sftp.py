@@ -590,3 +590,19 @@ async def test_asyncssh_sftp_server_interoperates(asyncssh_server: InteropServer
                 await sftp.stat(str(tmp_path / "up"))
             await sftp.rmtree(str(tmp_path / "a"))
             assert not (tmp_path / "a").exists()
+
+
+async def test_dropbear_runs_openssh_sftp_server_and_links_point_the_right_way(
+    dropbear: InteropServer, tmp_path: Path
+) -> None:
+    """Dropbear starts OpenSSH's sftp-server (/usr/lib/sftp-server), whose SYMLINK takes the target
+    first although the SSH version says dropbear."""
+    data = random_blob(300_000)
+    (tmp_path / "src").write_bytes(data)
+    with trio.fail_after(TIMEOUT):
+        async with sftp_session(dropbear) as (_, sftp):  # type: ignore[arg-type]
+            await sftp.put(str(tmp_path / "src"), str(tmp_path / "up"))
+            await sftp.get(str(tmp_path / "up"), str(tmp_path / "down"))
+            await sftp.symlink("src", str(tmp_path / "link"))
+    assert (tmp_path / "down").read_bytes() == data
+    assert os.readlink(tmp_path / "link") == "src"
