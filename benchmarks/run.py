@@ -528,11 +528,11 @@ forward: app -> the client's local forward listener -> SSH -> sshd -> a sink on 
 sink are processes of their own, and "process" leaves the app's CPU out. streams: direct-tcpip streams
 opened at once on one connection, each sending its data to the sink. sftp-*: files on tmpfs at both ends
 (sshd's internal-sftp runs as this user), copied to a new destination, checked afterwards (size and sha256;
-for the trees, the file count and a combined sha256); "transfer" starts once the SFTP session is open,
-"process" leaves the check out. sftp-small-*: the whole tree, recursively (trissh: get/put with
-recursive=True, AsyncSSH: recurse=True, ssh: sftp -b with get -R / put -R); Paramiko has no recursive get
-or put, so a loop over listdir does one file at a time, as a user writes it. forward, streams and sftp-*
-force {cipher}."""
+for the trees, the file count and a combined sha256); "transfer" starts once the SFTP session is open
+(for ssh: the sftp process and its ssh, connect included), "process" leaves the check out.
+sftp-small-*: the whole tree, recursively (trissh: get/put with recursive=True, AsyncSSH: recurse=True,
+ssh: sftp -b with get -R / put -R); Paramiko has no recursive get or put, so a loop over listdir does one
+file at a time, as a user writes it. forward, streams and sftp-* force {cipher}."""
 
 
 def notes(summary: list[Record], kex: dict[str, str]) -> str:

@@ -80,7 +80,19 @@ def test_every_case_and_client_has_figures(
     """Each (case, variant, figure, client) has a median, or a stated reason: a cipher paramiko lacks, or a
     case the ssh client does not run."""
     _, data, _ = quick
-    assert data["cases"] == ["download", "upload", "handshake", "fanout", "channels", "forward", "streams"]
+    assert data["cases"] == [
+        "download",
+        "upload",
+        "handshake",
+        "fanout",
+        "channels",
+        "forward",
+        "streams",
+        "sftp-get",
+        "sftp-put",
+        "sftp-small-get",
+        "sftp-small-put",
+    ]
     assert len(data["ciphers"]) == 4
     seen = {(e["case"], e["client"]) for e in data["summary"]}
     assert seen == {(case, client) for case in data["cases"] for client in available_clients()}
@@ -125,6 +137,11 @@ def test_data_was_checked(quick: Quick) -> None:
             assert result["kex"] and result["kex"] != "?", where
         elif run["case"] == "fanout":
             assert result["count"] == sizes["fanout_connections"], where
+        elif run["case"] in ("sftp-get", "sftp-put"):
+            assert (result["files"], result["bytes"]) == (1, sizes["transfer_bytes"]), where
+        elif run["case"] in ("sftp-small-get", "sftp-small-put"):
+            expected = (sizes["sftp_files"], sizes["sftp_files"] * sizes["sftp_file_bytes"])
+            assert (result["files"], result["bytes"]) == expected, where
         else:
             assert result["count"] == sizes["channels"], where
 

@@ -15,6 +15,7 @@ Transfers (``get``, ``put``, ``copy``) live in :mod:`~trissh.sftp._transfer`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import time
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 import trio
 
-from .._wire import Reader, string, uint32, uint64
+from .._wire import DecodeError, Reader, string, uint32, uint64
 from ._attributes import SFTPAttributes
 from ._codec import Attrs, ExtendedReply, Handle, Name, Response, Status
 from ._constants import OpenFlag, StatusCode, open_flags
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SFTPClient", "SFTPLimits", "SFTPName", "SFTPStatVFS", "StrPath"]
 
+log = logging.getLogger("trissh.sftp")
+
 StrPath: TypeAlias = "str | bytes | os.PathLike[str]"
 
 #: Without limits@openssh.com: the read and write size every server takes (the draft's minimum).
@@ -46,6 +49,8 @@ DEFAULT_CHUNK: Final = 32 * 1024
 DEFAULT_DEPTH: Final = 64
 #: Bytes in flight per transfer: enough to cover the channel window with room for the round trip.
 _BYTES_IN_FLIGHT: Final = 4 * 1024 * 1024
+# The smallest request size we use whatever a server says (a server asking for less is not usable).
+_MIN_CHUNK: Final = 512
 #: Bounds a directory listing: a server that never sends EOF for READDIR is cut off here.
 MAX_DIRECTORY_ENTRIES: Final = 1_000_000
 
@@ -86,6 +91,22 @@ class SFTPStatVFS:
     f_namemax: int
 
 
+def _symlink_target_first(extensions: dict[str, bytes], default: bool) -> bool:
+    """Whether SYMLINK takes the target first (see :meth:`SFTPCodec.symlink`), from what the SFTP server
+    announces: a server that names its vendor (``vendor-id``, draft-ietf-secsh-filexfer-13 §5.4) and is
+    not OpenSSH follows the draft (AsyncSSH's does); OpenSSH's sftp-server names no vendor and takes the
+    target first, as do the servers that copy it. ``default`` (from the SSH version) decides when the
+    vendor-id cannot be read."""
+    vendor_id = extensions.get("vendor-id")
+    if vendor_id is None:
+        return True
+    try:
+        vendor = Reader(vendor_id, "vendor-id").text()
+    except DecodeError:
+        return default
+    return "openssh" in vendor.lower()
+
+
 def encode_path(path: StrPath) -> bytes:
     path = os.fspath(path)
     if isinstance(path, bytes):
@@ -114,8 +135,8 @@ class SFTPClient:
 
     def __init__(self, session: SFTPSession, server_version: str = "") -> None:
         self._session = session
-        # Servers whose SYMLINK takes the target first (see SFTPCodec.symlink): OpenSSH's sftp-server,
-        # which Dropbear runs too, and Paramiko's. As AsyncSSH's client decides, by the SSH version.
+        # Whether SYMLINK takes the target first (SFTPCodec.symlink): decided in _setup from what the
+        # SFTP server announces; the SSH version (OpenSSH, Dropbear, Paramiko) is only the fallback.
         self.symlink_target_first = any(
             name in server_version.lower() for name in ("openssh", "dropbear", "paramiko")
         )
@@ -132,19 +153,29 @@ class SFTPClient:
         return self._session.extensions
 
     async def _setup(self) -> None:
-        """Ask for the server's limits, when it offers them, and size transfers by them."""
+        """Ask for the server's limits, when it offers them, and size transfers by them.
+
+        A server's stated lengths are obeyed when smaller than ours and capped by ours
+        (:data:`~trissh.sftp._constants.MAX_PACKET_LENGTH`) when larger; a server that refuses the
+        request it announced gets the defaults every server takes.
+        """
+        self.symlink_target_first = _symlink_target_first(self.extensions, self.symlink_target_first)
         if "limits@openssh.com" not in self.extensions:
             return
-        reply = await self._extension("limits@openssh.com")
+        try:
+            reply = await self._extension("limits@openssh.com")
+        except SFTPError as exc:
+            log.debug("limits@openssh.com refused (%s): default request sizes", exc)
+            return
         reader = Reader(reply, "limits@openssh.com reply")
         self.limits = SFTPLimits(reader.uint64(), reader.uint64(), reader.uint64(), reader.uint64())
-        packet = self.limits.max_packet_length or self._session.codec.max_packet
+        reader.check_end()
+        ours = self._session.codec.max_packet
+        packet = min(self.limits.max_packet_length or ours, ours)
         # A WRITE carries its header (type, id, handle, offset, length: under 1 KiB) in the same packet.
-        room = min(packet, self._session.codec.max_packet) - 1024
-        if self.limits.max_read_length:
-            self.read_chunk = max(DEFAULT_CHUNK, min(self.limits.max_read_length, room))
-        if self.limits.max_write_length:
-            self.write_chunk = max(DEFAULT_CHUNK, min(self.limits.max_write_length, room))
+        room = max(_MIN_CHUNK, packet - 1024)
+        self.read_chunk = max(_MIN_CHUNK, min(self.limits.max_read_length or DEFAULT_CHUNK, room))
+        self.write_chunk = max(_MIN_CHUNK, min(self.limits.max_write_length or DEFAULT_CHUNK, room))
         chunk = max(self.read_chunk, self.write_chunk)
         self.depth = max(4, min(DEFAULT_DEPTH, _BYTES_IN_FLIGHT // chunk))
 
