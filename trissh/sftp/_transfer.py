@@ -41,6 +41,7 @@ from ._constants import StatusCode
 from ._errors import SFTPError, SFTPTransferError
 from ._file import FileState, SFTPFile
 from ._pipeline import ReadAhead, WritePipeline
+from ._session import _Waiter, check_status
 
 if TYPE_CHECKING:
     from ._client import SFTPClient
@@ -409,16 +410,15 @@ async def _plan_upload_tree(
     except FileExistsError:
         if not await client.isdir(remote):
             raise
-    entries = await trio.to_thread.run_sync(lambda: sorted(os.scandir(local), key=lambda e: e.name))
-    for entry in entries:
-        source = os.path.join(local, entry.name)
-        target = posixpath.join(remote, entry.name)
-        if entry.is_symlink() and not follow_symlinks:
-            link = await trio.to_thread.run_sync(os.readlink, source)
+    entries = await trio.to_thread.run_sync(_local_entries, local, follow_symlinks)
+    for name, link, st in entries:
+        source = os.path.join(local, name)
+        target = posixpath.join(remote, name)
+        if link is not None:
             await client.symlink(link, target)
-            continue
-        st = await trio.to_thread.run_sync(os.stat, source)
-        if stat_module.S_ISDIR(st.st_mode):
+        elif st is None:
+            continue  # a dangling symlink, followed: nothing to send
+        elif stat_module.S_ISDIR(st.st_mode):
             await _plan_upload_tree(client, source, target, plan, preserve, follow_symlinks, resume, progress)
         elif stat_module.S_ISREG(st.st_mode):
 
@@ -433,6 +433,24 @@ async def _plan_upload_tree(
         attrs = SFTPAttributes.from_stat(st)
         mode_times = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
         plan.directories.append(lambda: client.setstat(remote, mode_times))
+
+
+def _local_entries(
+    directory: str, follow_symlinks: bool
+) -> list[tuple[str, str | None, os.stat_result | None]]:
+    """``(name, link target when a symlink is to be recreated, stat)`` for each entry, sorted: one
+    thread hop for a whole directory."""
+    found: list[tuple[str, str | None, os.stat_result | None]] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_symlink() and not follow_symlinks:
+                found.append((entry.name, os.readlink(entry.path), None))
+                continue
+            try:
+                found.append((entry.name, None, entry.stat()))
+            except FileNotFoundError:
+                found.append((entry.name, None, None))
+    return sorted(found, key=lambda item: item[0])
 
 
 async def _upload_file(
@@ -459,75 +477,107 @@ async def _upload_file(
                 remote,
             )
     # Shielded, so a descriptor opened is always one this function owns and closes; closing a file
-    # opened read-only does not block, so it is done here, where a cancellation cannot skip it.
+    # opened read-only does not block, so it is done here, where a cancellation cannot skip it. The
+    # first block is read in the same thread hop (for a small file: all of it).
     with trio.CancelScope(shield=True):
-        fd = await trio.to_thread.run_sync(os.open, local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd, first = await trio.to_thread.run_sync(_open_and_read, local, start)
     try:
         await trio.lowlevel.checkpoint_if_cancelled()
         file = await client.open(
             remote, "r+" if resume and start else "w", permissions=stat_module.S_IMODE(st.st_mode)
         )
         try:
-            pipeline = WritePipeline(client._session, file.handle, depth=client.depth, path=remote)
-            try:
-                offset = await _send_from(client, pipeline, fd, start, size, remote, progress)
-                if preserve:
-                    attrs = SFTPAttributes.from_stat(st)
-                    await file.setstat(
-                        SFTPAttributes(
-                            st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime
-                        )
-                    )
-                await file.aclose()
-            except SSHError as exc:
-                if isinstance(exc, SFTPTransferError):
-                    raise
-                pipeline.abandon()
-                code = exc.code if isinstance(exc, SFTPError) else StatusCode.CONNECTION_LOST
-                raise SFTPTransferError(
-                    code, f"upload failed: {exc}", remote, bytes_confirmed=start + pipeline.confirmed
-                ) from exc
-            if offset != size:
-                raise SFTPTransferError(
-                    StatusCode.FAILURE,
-                    f"the local file changed size while it was sent ({size} bytes when it started, "
-                    f"{offset} read)",
-                    remote,
-                    bytes_confirmed=offset,
-                )
+            await _send_and_close(client, file, fd, first, start, size, st, remote, preserve, progress)
         finally:
             await file.aclose()  # a no-op when closed above
     finally:
         os.close(fd)
 
 
-async def _send_from(
+def _open_and_read(path: str, offset: int) -> tuple[int, bytes]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.pread(fd, DISK_BLOCK, offset)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def _send_and_close(
+    client: SFTPClient,
+    file: SFTPFile,
+    fd: int,
+    first: bytes,
+    start: int,
+    size: int,
+    st: os.stat_result,
+    remote: str,
+    preserve: bool,
+    progress: Progress | None,
+) -> None:
+    """The upload's WRITEs, then (``preserve``) its FSETSTAT and its CLOSE queued right behind them, so a
+    small file costs one round trip after its OPEN; the server handles requests on one handle in order."""
+    session, codec, handle = client._session, client._session.codec, file.handle
+    pipeline = WritePipeline(session, handle, depth=client.depth, path=remote)
+    finishing: list[_Waiter] = []
+    try:
+        offset = await _queue_writes(client, pipeline, fd, first, start, size, remote, progress)
+        if preserve:
+            attrs = SFTPAttributes.from_stat(st)
+            kept = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
+            finishing.append(session.send(lambda: codec.fsetstat(handle, kept)))
+        file.state = FileState.CLOSED
+        finishing.append(session.send(lambda: codec.close(handle)))
+        await pipeline.flush()
+        if progress is not None:
+            progress(remote, start + pipeline.confirmed, max(size, offset))
+        while finishing:
+            check_status(await session.wait(finishing[0]), remote)
+            finishing.pop(0)
+    except SSHError as exc:
+        for waiter in finishing:
+            waiter.abandoned = True
+        if isinstance(exc, SFTPTransferError):
+            raise
+        pipeline.abandon()
+        code = exc.code if isinstance(exc, SFTPError) else StatusCode.CONNECTION_LOST
+        raise SFTPTransferError(
+            code, f"upload failed: {exc}", remote, bytes_confirmed=start + pipeline.confirmed
+        ) from exc
+    if offset != size:
+        raise SFTPTransferError(
+            StatusCode.FAILURE,
+            f"the local file changed size while it was sent ({size} bytes when it started, {offset} read)",
+            remote,
+            bytes_confirmed=offset,
+        )
+
+
+async def _queue_writes(
     client: SFTPClient,
     pipeline: WritePipeline,
     fd: int,
+    block: bytes,
     start: int,
     size: int,
     remote: str,
     progress: Progress | None,
 ) -> int:
-    """Send the local file from ``start`` to its end through ``pipeline``; returns the end offset."""
+    """Queue WRITEs for the local file from ``start`` (``block``: its first block, already read) to its
+    end; returns the end offset. A block shorter than DISK_BLOCK is the end (pread of a regular file
+    returns less only at the end), so a small file needs no second read."""
     chunk = client.write_chunk
     offset = start
-    while True:
-        block = await trio.to_thread.run_sync(os.pread, fd, DISK_BLOCK, offset)
-        if not block:
-            break
+    while block:
         view = memoryview(block)
         for at in range(0, len(view), chunk):
             await pipeline.write(offset + at, view[at : at + chunk])
         offset += len(block)
         if progress is not None:
             progress(remote, start + pipeline.confirmed, max(size, offset))
-        if offset > size:
+        if len(block) < DISK_BLOCK or offset > size:
             break
-    await pipeline.flush()
-    if progress is not None:
-        progress(remote, start + pipeline.confirmed, max(size, offset))
+        block = await trio.to_thread.run_sync(os.pread, fd, DISK_BLOCK, offset)
     return offset
 
 
