@@ -31,7 +31,8 @@ __all__ = ["ReadAhead", "WritePipeline"]
 
 
 class ReadAhead:
-    """Data of ``handle`` from ``offset`` to ``end`` (None: to end of file), in order.
+    """Data of ``handle`` from ``offset`` to ``end`` (None: to end of file), in order; ``size_hint``:
+    the size the file is expected to have.
 
     Use :meth:`next` until it returns None, and :meth:`abandon` when stopping early.
     """
@@ -46,11 +47,15 @@ class ReadAhead:
         chunk: int,
         depth: int,
         path: str | None = None,
+        size_hint: int | None = None,
     ) -> None:
         self._session = session
         self._handle = handle
         self._next_offset = offset
         self._end = end
+        # Where the file is expected to end (its size when the transfer started): requests stop exactly
+        # there, so a whole file needs no short-read follow-up, and the next one finds its EOF.
+        self._size_hint = size_hint
         self._chunk = chunk
         self._depth = depth
         self._path = path
@@ -66,6 +71,8 @@ class ReadAhead:
         while len(self._pending) < self._depth and (end is None or self._next_offset < end):
             offset = self._next_offset
             length = self._chunk if end is None else min(self._chunk, end - offset)
+            if self._size_hint is not None and offset < self._size_hint:
+                length = min(length, self._size_hint - offset)
             self._pending.append((offset, length, self._request(offset, length)))
             self._next_offset = offset + length
 

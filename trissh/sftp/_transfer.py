@@ -336,7 +336,14 @@ async def _receive_into(
     else:
         depth = client.depth
     reads = ReadAhead(
-        client._session, file.handle, start, None, chunk=client.read_chunk, depth=depth, path=remote
+        client._session,
+        file.handle,
+        start,
+        None,
+        chunk=client.read_chunk,
+        depth=depth,
+        path=remote,
+        size_hint=size,
     )
     done = start
     try:
