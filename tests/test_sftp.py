@@ -606,3 +606,193 @@ async def test_dropbear_runs_openssh_sftp_server_and_links_point_the_right_way(
             await sftp.symlink("src", str(tmp_path / "link"))
     assert (tmp_path / "down").read_bytes() == data
     assert os.readlink(tmp_path / "link") == "src"
+
+
+# --- cuts, full and read-only file systems, odd names -----------------------------------------------------
+
+
+async def test_a_get_cut_by_the_network_raises_and_leaves_no_file_then_resume_finishes_it(
+    sshd: SSHServer, tmp_path: Path, make_proxy: Any
+) -> None:
+    """The proxy cuts the connection after 6 MiB towards the client: the get raises, no destination and
+    no temporary file are left; a resumed get of a partial file, over a fresh connection, completes it
+    (checked by sha256)."""
+    import hashlib
+
+    data = random_blob(16 * 1024 * 1024)
+    (tmp_path / "big").write_bytes(data)
+    (tmp_path / "out").mkdir()
+    proxy = await make_proxy((sshd.host, sshd.port), fault=CutAfter(6 * 1024 * 1024))
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(trissh.SSHError):
+            async with sftp_session(sshd, proxy=proxy) as (_, sftp):
+                await sftp.get(str(tmp_path / "big"), str(tmp_path / "out"))
+        assert os.listdir(tmp_path / "out") == []
+        (tmp_path / "out" / "big").write_bytes(data[:5_000_000])  # what an earlier resumable try kept
+        async with sftp_session(sshd) as (_, sftp):
+            await sftp.get(str(tmp_path / "big"), str(tmp_path / "out"), resume=True)
+    got = (tmp_path / "out" / "big").read_bytes()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_resumed_get_keeps_what_arrived_before_a_cut(
+    sshd: SSHServer, tmp_path: Path, make_proxy: Any
+) -> None:
+    """With resume=True the data goes straight into the destination, so a cut leaves a partial file that
+    the next resumed get continues: sha256 of the result as the source's."""
+    import hashlib
+
+    data = random_blob(16 * 1024 * 1024)
+    (tmp_path / "big").write_bytes(data)
+    proxy = await make_proxy((sshd.host, sshd.port), fault=CutAfter(8 * 1024 * 1024))
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(trissh.SSHError):
+            async with sftp_session(sshd, proxy=proxy) as (_, sftp):
+                await sftp.get(str(tmp_path / "big"), str(tmp_path / "partial"), resume=True)
+        kept = (tmp_path / "partial").stat().st_size
+        assert 0 < kept < len(data)
+        assert (tmp_path / "partial").read_bytes() == data[:kept]
+        async with sftp_session(sshd) as (_, sftp):
+            await sftp.get(str(tmp_path / "big"), str(tmp_path / "partial"), resume=True)
+    assert hashlib.sha256((tmp_path / "partial").read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("cancel_after", [1, 7 * 1024 * 1024, 33 * 1024 * 1024, 63 * 1024 * 1024])
+async def test_a_64_mib_get_cancelled_part_way_leaves_nothing_and_the_connection_usable(
+    sshd: SSHServer, tmp_path: Path, cancel_after: int
+) -> None:
+    from test_integration import trissh_tasks_once_idle
+
+    data = random_blob(64 * 1024 * 1024)
+    (tmp_path / "big").write_bytes(data)
+    (tmp_path / "out").mkdir()
+    with trio.fail_after(TIMEOUT * 2):
+        async with connection(sshd) as conn:
+            before = await trissh_tasks_once_idle()
+            with trio.CancelScope() as scope:
+                async with conn.open_sftp() as sftp:
+
+                    def cancel(path: str, done: int, total: int) -> None:
+                        if done >= cancel_after:
+                            scope.cancel()
+
+                    await sftp.get(str(tmp_path / "big"), str(tmp_path / "out"), progress=cancel)
+            assert scope.cancelled_caught
+            assert os.listdir(tmp_path / "out") == []
+            assert await trissh_tasks_once_idle() == before
+            assert (await conn.run("echo ok")).stdout == b"ok\n"
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    return result.returncode == 0
+
+
+def _unmount(path: Path) -> None:
+    import subprocess
+
+    # Lazily: the server may still hold a file there for a moment after the session ends.
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=True)
+
+
+async def test_a_put_to_a_full_file_system_says_how_much_the_server_confirmed(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    small = tmp_path / "small-fs"
+    if not _mount_tmpfs(small, "size=1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        data = random_blob(3 * 1024 * 1024)
+        (tmp_path / "src").write_bytes(data)
+        with trio.fail_after(TIMEOUT):
+            async with sftp_session(sshd) as (_, sftp):
+                with pytest.raises(SFTPTransferError) as caught:
+                    await sftp.put(str(tmp_path / "src"), str(small / "dst"))
+        confirmed = caught.value.bytes_confirmed
+        assert 0 < confirmed <= 1024 * 1024
+        assert (small / "dst").read_bytes()[:confirmed] == data[:confirmed]
+        assert isinstance(caught.value.__cause__, SFTPError)
+    finally:
+        _unmount(small)
+
+
+async def test_a_read_only_file_system_refuses_writes_with_an_error_naming_the_path(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    read_only = tmp_path / "ro-fs"
+    if not _mount_tmpfs(read_only, "ro,size=1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        (tmp_path / "src").write_bytes(b"x")
+        with trio.fail_after(TIMEOUT):
+            async with sftp_session(sshd) as (_, sftp):
+                with pytest.raises(SFTPError) as caught:
+                    await sftp.put(str(tmp_path / "src"), str(read_only / "dst"))
+                assert str(read_only / "dst") in str(caught.value)
+                with pytest.raises(SFTPError):
+                    await sftp.mkdir(str(read_only / "d"))
+                assert await sftp.listdir(str(read_only)) == []
+    finally:
+        _unmount(read_only)
+
+
+ODD_NAMES = [
+    "spaces in it",
+    "tab\tand\nnewline",
+    "日本語のファイル",
+    "emoji 🦀",
+    "-leading-dash",
+    "'quotes\" and \\backslash",
+    "é" * 125,  # 250 bytes
+]
+
+
+async def test_odd_file_names_round_trip_both_ways(sshd: SSHServer, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for index, name in enumerate(ODD_NAMES):
+        (tree / name).write_bytes(name.encode() * (index + 1))
+    raw_name = b"latin-1 caf\xe9"  # not UTF-8: travels as bytes, shown with surrogates
+    with open(os.path.join(os.fsencode(tree), raw_name), "wb") as f:
+        f.write(b"bytes")
+    with trio.fail_after(TIMEOUT):
+        async with sftp_session(sshd) as (_, sftp):
+            names = await sftp.listdir(str(tree))
+            assert sorted(names) == sorted([*ODD_NAMES, os.fsdecode(raw_name)])
+            await sftp.get(str(tree), str(tmp_path / "got"), recursive=True)
+            await sftp.put(str(tmp_path / "got"), str(tmp_path / "put"), recursive=True)
+    for copy in ("got", "put"):
+        assert sorted(os.listdir(os.fsencode(tmp_path / copy))) == sorted(os.listdir(os.fsencode(tree)))
+        for name in os.listdir(os.fsencode(tree)):
+            with (
+                open(os.path.join(os.fsencode(tree), name), "rb") as original,
+                open(os.path.join(os.fsencode(tmp_path / copy), name), "rb") as copied,
+            ):
+                assert copied.read() == original.read()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_a_1_gib_file_both_ways_checked_by_sha256(sshd: SSHServer, tmp_path: Path) -> None:
+    import hashlib
+
+    size = 1 << 30
+    digest = hashlib.sha256()
+    with open(tmp_path / "big", "wb") as f:
+        for _ in range(size // (16 << 20)):
+            block = os.urandom(16 << 20)
+            digest.update(block)
+            f.write(block)
+    with trio.fail_after(500):
+        async with sftp_session(sshd) as (_, sftp):
+            await sftp.get(str(tmp_path / "big"), str(tmp_path / "down"))
+            await sftp.put(str(tmp_path / "down"), str(tmp_path / "up"))
+    for name in ("down", "up"):
+        check = hashlib.sha256()
+        with open(tmp_path / name, "rb") as f:
+            while block := f.read(16 << 20):
+                check.update(block)
+        assert check.digest() == digest.digest(), name
