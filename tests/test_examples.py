@@ -16,9 +16,9 @@ RUN_TIMEOUT = 60
 pytestmark = requires_sshd
 
 
-def run_example(name: str) -> subprocess.CompletedProcess[str]:
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -43,3 +43,17 @@ def test_demo_runs_its_commands_against_a_throwaway_sshd() -> None:
     done = run_example("demo.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "negotiated: kex " in done.stdout and "exit status: 3" in done.stdout, done.stdout
+
+
+def test_sftp_example_mirrors_a_directory_both_ways(tmp_path: Path) -> None:
+    tree = tmp_path / "site"
+    (tree / "css").mkdir(parents=True)
+    (tree / "index.html").write_text("<h1>hello</h1>")
+    (tree / "css" / "style.css").write_text("h1 { color: red }")
+    (tree / "big.bin").write_bytes(bytes(range(256)) * 4096)
+    done = run_example("sftp.py", str(tree))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 file transfers" in done.stdout and "the mirror matches" in done.stdout, done.stdout
+    assert "big.bin" in done.stderr and "100%" in done.stderr, done.stderr
+    mirrored = tmp_path / "site.mirrored"
+    assert (mirrored / "css" / "style.css").read_text() == "h1 { color: red }"
