@@ -351,3 +351,9 @@ async def test_a_key_error_is_raised_instead_of_the_refusal_and_carries_it() -> 
         "no password given (password=...)"
     )
     assert caught.value.__cause__ is key_error
+
+
+async def test_denied_lists_every_allowed_method_left_out_of_preferred_auth_comma_separated() -> None:
+    replies = [failure("publickey", "keyboard-interactive", "password")] * 2
+    error = await denied(replies, AuthSettings("ian", password="pw"), ("password",))
+    assert str(error).splitlines()[-1] == "not in preferred_auth: publickey, keyboard-interactive"
