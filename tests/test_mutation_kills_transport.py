@@ -19,7 +19,7 @@ from test_state import Link
 
 from trissh import _messages as msg
 from trissh._algorithms.certificates import parse_certificate
-from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError
+from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError, plain_opener, plain_sealer
 from trissh._algorithms.hostkeys import public_key_from_crypto
 from trissh._errors import HostKeyNotVerifiable, ProtocolError
 from trissh._transport.events import HostKeyReceived, KexComplete
@@ -320,3 +320,42 @@ def test_a_completed_key_exchange_is_logged_with_what_was_agreed(caplog: pytest.
         link.handshake()
     negotiated = link.state.negotiated
     assert f"key exchange complete: {negotiated}" in [r.getMessage() for r in caplog.records]
+
+
+# --- state: before any exchange, and the first packets ---------------------------------------------------
+
+
+def test_a_fresh_state_knows_no_server_version_and_no_host_certificate() -> None:
+    link = Link()
+    assert link.state.server_version is None
+    assert link.state.server_host_certificate is None
+
+
+def test_ext_info_before_the_servers_kexinit_is_refused() -> None:
+    """RFC 8308 §2.4: EXT_INFO only as the first packet after NEWKEYS; as the server's very first
+    packet (before KEXINIT) it is a protocol violation, with strict kex or without."""
+    link = Link()
+    link.state.start()
+    link.to_server()
+    ext_info = byte(msg.EXT_INFO) + uint32(1) + string("server-sig-algs") + string("ssh-ed25519")
+    with pytest.raises(ProtocolError):
+        link.to_client(link.server.version() + link.server.packet(ext_info))
+
+
+def test_pulling_events_while_a_host_key_awaits_a_verdict_names_the_mistake() -> None:
+    link = Link(accept=False)
+    init = link.start()
+    assert [type(e) for e in link.to_client(link.server.handshake_reply(init))] == [HostKeyReceived]
+    with pytest.raises(RuntimeError, match=r"^next_event\(\) called while a host key verdict is pending$"):
+        link.state.next_event()
+
+
+def test_the_plain_sealer_seals_a_tail_into_the_packet() -> None:
+    """Before the first NEWKEYS packets are unprotected; payload + tail must still be one packet."""
+    sealer = plain_sealer(lambda n: b"\x00" * n)
+    joined = bytearray(64)
+    split = bytearray(64)
+    size = sealer.seal_into(0, b"head-tail", memoryview(joined))
+    assert sealer.seal_into(0, b"head-", memoryview(split), b"tail") == size
+    assert split[:size] == joined[:size]
+    assert bytes(plain_opener().open(0, memoryview(bytes(split[:size])))) == b"head-tail"
