@@ -21,7 +21,7 @@ from trissh import _messages as msg
 from trissh._algorithms.certificates import parse_certificate
 from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError, plain_opener, plain_sealer
 from trissh._algorithms.hostkeys import public_key_from_crypto
-from trissh._errors import HostKeyNotVerifiable, ProtocolError
+from trissh._errors import DisconnectError, HostKeyNotVerifiable, ProtocolError
 from trissh._transport.events import HostKeyReceived, KexComplete
 from trissh._transport.host_key import check_rekey_host_key
 from trissh._transport.message_rules import MAX_EXTENSIONS, log_debug_message, parse_ext_info
@@ -359,3 +359,60 @@ def test_the_plain_sealer_seals_a_tail_into_the_packet() -> None:
     assert sealer.seal_into(0, b"head-", memoryview(split), b"tail") == size
     assert split[:size] == joined[:size]
     assert bytes(plain_opener().open(0, memoryview(bytes(split[:size])))) == b"head-tail"
+
+
+def test_lines_before_the_version_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    link = Link()
+    link.state.start()
+    link.to_server()
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        link.to_client(link.server.version(pre_banner=[b"Welcome to the machine"]) + link.server.kexinit())
+    assert ("trissh.transport", logging.DEBUG, "server pre-banner line: Welcome to the machine") in [
+        (r.name, r.levelno, r.getMessage()) for r in caplog.records
+    ]
+
+
+def test_events_after_close_name_the_reason() -> None:
+    link = Link()
+    link.handshake()
+    link.state.send_disconnect(11, "bye")
+    with pytest.raises(RuntimeError, match=r"^the transport is closed$"):
+        link.state.next_event()
+
+
+def test_a_server_disconnect_closes_the_state() -> None:
+    link = Link()
+    link.handshake()
+    disconnect = byte(msg.DISCONNECT) + uint32(11) + string("going away") + string("")
+    with pytest.raises(DisconnectError):
+        link.to_client(link.server.packet(disconnect))
+    assert link.state.phase.name == "CLOSED"
+
+
+def test_a_truncated_disconnect_is_named_in_the_error() -> None:
+    link = Link()
+    link.handshake()
+    with pytest.raises(DecodeError, match=r"^DISCONNECT: truncated"):
+        link.to_client(link.server.packet(byte(msg.DISCONNECT) + b"\x00\x00"))
+
+
+def test_ext_info_after_the_first_service_packet_is_refused() -> None:
+    """RFC 8308 §2.4: only the first packet after the first NEWKEYS may be EXT_INFO; once a service
+    message (a banner here) has come, an EXT_INFO is a protocol violation."""
+    link = Link()
+    link.handshake()
+    banner = byte(msg.USERAUTH_BANNER) + string("hi") + string("")
+    ext_info = byte(msg.EXT_INFO) + uint32(1) + string("server-sig-algs") + string("ssh-ed25519")
+    with pytest.raises(ProtocolError, match="EXT_INFO received other than right after the first NEWKEYS"):
+        link.to_client(link.server.packet(banner) + link.server.packet(ext_info))
+
+
+@pytest.mark.parametrize("kind", [30, 31, 49])
+def test_key_exchange_messages_outside_an_exchange_are_protocol_errors(kind: int) -> None:
+    """Messages 30-49 belong to a key exchange method; outside one they are an error (not an unknown
+    message to answer with UNIMPLEMENTED), at both ends of the range."""
+    link = Link()
+    link.handshake()
+    with pytest.raises(ProtocolError, match=r"outside a key exchange"):
+        link.to_client(link.server.packet(byte(kind) + b"\x00" * 8))
+    assert link.to_server() == []
