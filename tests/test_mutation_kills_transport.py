@@ -403,7 +403,9 @@ def test_ext_info_after_the_first_service_packet_is_refused() -> None:
     link.handshake()
     banner = byte(msg.USERAUTH_BANNER) + string("hi") + string("")
     ext_info = byte(msg.EXT_INFO) + uint32(1) + string("server-sig-algs") + string("ssh-ed25519")
-    with pytest.raises(ProtocolError, match="EXT_INFO received other than right after the first NEWKEYS"):
+    with pytest.raises(
+        ProtocolError, match=r"^EXT_INFO received other than right after the first NEWKEYS \(RFC 8308 §2.4\)$"
+    ):
         link.to_client(link.server.packet(banner) + link.server.packet(ext_info))
 
 
@@ -416,3 +418,10 @@ def test_key_exchange_messages_outside_an_exchange_are_protocol_errors(kind: int
     with pytest.raises(ProtocolError, match=r"outside a key exchange"):
         link.to_client(link.server.packet(byte(kind) + b"\x00" * 8))
     assert link.to_server() == []
+
+
+def test_a_truncated_unimplemented_is_named_in_the_error() -> None:
+    link = Link()
+    link.handshake()
+    with pytest.raises(DecodeError, match=r"^UNIMPLEMENTED: truncated"):
+        link.to_client(link.server.packet(byte(msg.UNIMPLEMENTED) + b"\x00"))
