@@ -425,3 +425,49 @@ def test_a_truncated_unimplemented_is_named_in_the_error() -> None:
     link.handshake()
     with pytest.raises(DecodeError, match=r"^UNIMPLEMENTED: truncated"):
         link.to_client(link.server.packet(byte(msg.UNIMPLEMENTED) + b"\x00"))
+
+
+def test_an_unknown_message_is_answered_unimplemented_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    link = Link()
+    link.handshake()
+    with caplog.at_level(logging.DEBUG, logger="trissh.transport"):
+        assert link.to_client(link.server.packet(byte(17) + b"whatever")) == []
+    assert [p.type for p in link.to_server()] == [msg.UNIMPLEMENTED]
+    assert "server sent unknown message 17; replying UNIMPLEMENTED" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_strict_kex_stays_agreed_after_a_rekey() -> None:
+    """The server's later KEXINITs need not repeat the strict-kex marker; what the first exchange agreed
+    holds for the connection's life, and negotiated says so after every rekey."""
+    link = Link()
+    link.handshake()
+    assert link.state.negotiated is not None and link.state.negotiated.strict_kex
+    link.rekey_from_client()
+    assert link.state.strict_kex is True
+    assert link.state.negotiated.strict_kex is True
+
+
+def _received_bytes_per_packet(link: Link, packet: bytes) -> int:
+    before = link.state._reader.bytes_since_rekey
+    link.to_client(packet)
+    return int(link.state._reader.bytes_since_rekey - before)
+
+
+def test_receiving_exactly_rekey_bytes_starts_a_rekey() -> None:
+    link = Link()
+    link.handshake()
+    ignore = link.server.packet(byte(msg.IGNORE) + string(b"x" * 100))
+    per_packet = _received_bytes_per_packet(link, ignore)
+    link.state.rekey_bytes = link.state._reader.bytes_since_rekey + per_packet
+    link.to_client(link.server.packet(byte(msg.IGNORE) + string(b"x" * 100)))
+    assert [p.type for p in link.to_server()] == [msg.KEXINIT]
+
+
+def test_receiving_the_packet_limit_exactly_starts_a_rekey() -> None:
+    link = Link()
+    link.handshake()
+    link.state._reader.packets_since_rekey = MAX_PACKETS_PER_KEY - 1
+    link.to_client(link.server.packet(byte(msg.IGNORE) + string(b"")))
+    assert [p.type for p in link.to_server()] == [msg.KEXINIT]
