@@ -471,3 +471,10 @@ def test_receiving_the_packet_limit_exactly_starts_a_rekey() -> None:
     link.state._reader.packets_since_rekey = MAX_PACKETS_PER_KEY - 1
     link.to_client(link.server.packet(byte(msg.IGNORE) + string(b"")))
     assert [p.type for p in link.to_server()] == [msg.KEXINIT]
+
+
+def test_a_failed_key_exchange_names_the_method() -> None:
+    link = Link()
+    link.start()
+    with pytest.raises(ProtocolError, match=r"^curve25519-sha256: expected"):
+        link.to_client(link.server.packet(byte(msg.KEXDH_INIT) + string(b"\x00" * 32)))
