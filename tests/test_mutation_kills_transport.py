@@ -20,11 +20,13 @@ from test_state import Link
 from trissh import _messages as msg
 from trissh._algorithms.certificates import parse_certificate
 from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError, plain_opener, plain_sealer
+from trissh._algorithms.compression import decompressor_for
 from trissh._algorithms.hostkeys import public_key_from_crypto
 from trissh._errors import DisconnectError, HostKeyNotVerifiable, ProtocolError
 from trissh._transport.events import HostKeyReceived, KexComplete
 from trissh._transport.host_key import check_rekey_host_key
 from trissh._transport.message_rules import MAX_EXTENSIONS, log_debug_message, parse_ext_info
+from trissh._transport.packets import PacketReader, PacketWriter
 from trissh._transport.state import MAX_PACKETS_PER_KEY, KexState
 from trissh._wire import DecodeError, boolean, byte, string, uint32
 
@@ -478,3 +480,15 @@ def test_a_failed_key_exchange_names_the_method() -> None:
     link.start()
     with pytest.raises(ProtocolError, match=r"^curve25519-sha256: expected"):
         link.to_client(link.server.packet(byte(msg.KEXDH_INIT) + string(b"\x00" * 32)))
+
+
+def test_a_corrupt_compressed_packet_names_its_sequence_number() -> None:
+    writer, reader = PacketWriter(), PacketReader()
+    for _ in range(2):
+        writer.write(byte(msg.IGNORE) + string(b""))
+    writer.write(b"\x00not zlib at all")
+    reader.feed(bytes(writer.take()))
+    assert reader.next_packet() is not None and reader.next_packet() is not None
+    reader.decompressor = decompressor_for("zlib", True)
+    with pytest.raises(ProtocolError, match=r"^packet 2: compressed payload is corrupt"):
+        reader.next_packet()
