@@ -23,7 +23,7 @@ from trissh._algorithms.ciphers import MAX_PACKET_LENGTH, PacketError, plain_ope
 from trissh._algorithms.compression import decompressor_for
 from trissh._algorithms.hostkeys import public_key_from_crypto
 from trissh._errors import DisconnectError, HostKeyNotVerifiable, ProtocolError
-from trissh._transport.events import HostKeyReceived, KexComplete
+from trissh._transport.events import HostKeyReceived, KexComplete, PacketReceived
 from trissh._transport.host_key import check_rekey_host_key
 from trissh._transport.message_rules import MAX_EXTENSIONS, log_debug_message, parse_ext_info
 from trissh._transport.packets import PacketReader, PacketWriter
@@ -492,3 +492,50 @@ def test_a_corrupt_compressed_packet_names_its_sequence_number() -> None:
     reader.decompressor = decompressor_for("zlib", True)
     with pytest.raises(ProtocolError, match=r"^packet 2: compressed payload is corrupt"):
         reader.next_packet()
+
+
+def test_a_service_message_during_the_first_exchange_is_refused_before_any_keys() -> None:
+    link = Link()
+    link.state.start()
+    link.to_server()
+    banner = byte(msg.USERAUTH_BANNER) + string("early") + string("")
+    with pytest.raises(
+        ProtocolError,
+        match=r"^USERAUTH_BANNER \(53\) received during key exchange \(KEXINIT sent, before any keys\)$",
+    ):
+        link.to_client(link.server.version() + link.server.packet(banner))
+
+
+def test_a_service_message_inside_a_rekey_is_refused_without_before_any_keys() -> None:
+    link = Link()
+    link.handshake()
+    assert link.state.start_rekey()
+    link.to_client(link.server.kexinit())  # the exchange runs: service messages must wait for NEWKEYS
+    banner = byte(msg.USERAUTH_BANNER) + string("late") + string("")
+    with pytest.raises(
+        ProtocolError, match=r"^USERAUTH_BANNER \(53\) received during key exchange \(exchanging\)$"
+    ):
+        link.to_client(link.server.packet(banner))
+
+
+def test_userauth_success_while_our_rekey_kexinit_is_out_still_counts() -> None:
+    """After our KEXINIT and before the server's, its service messages still arrive; USERAUTH_SUCCESS
+    among them marks the connection authenticated (which starts delayed compression)."""
+    link = Link()
+    link.handshake()
+    assert link.state.start_rekey()
+    events = link.to_client(link.server.packet(byte(msg.USERAUTH_SUCCESS)))
+    assert [type(e) for e in events] == [PacketReceived]
+    assert link.state.authenticated is True
+
+
+def test_a_sequence_number_wrap_in_the_first_exchange_is_refused_by_name() -> None:
+    """RFC 4253 §6.4 / Terrapin: the sequence number must not wrap before the first NEWKEYS."""
+    link = Link()
+    link.state.start()
+    link.to_server()
+    link.state._reader.wrapped = True
+    with pytest.raises(
+        ProtocolError, match=r"^sequence number wrapped around during the initial key exchange$"
+    ):
+        link.to_client(link.server.version() + link.server.kexinit())
