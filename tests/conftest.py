@@ -53,7 +53,10 @@ def sshd() -> Iterator[SSHServer]:
 
 @pytest.fixture(scope="session")
 def dropbear() -> Iterator[InteropServer]:
-    """A throwaway Dropbear on 127.0.0.1 for the session (``tests/servers.py``); skips where it cannot run."""
+    """A throwaway Dropbear on 127.0.0.1 for the session (``tests/servers.py``); skips where it cannot run.
+
+    It finds its user's home through a bind mount over /etc/passwd, which ``password_user()`` (useradd
+    replaces the file) detaches: tests that may run after those start a Dropbear of their own."""
     with contextlib.ExitStack() as stack:
         try:
             server = stack.enter_context(start_dropbear())
