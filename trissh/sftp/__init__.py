@@ -4,14 +4,16 @@ The protocol lives in sans-IO modules: ``_codec`` frames requests and parses
 responses, ``_attributes`` is the ATTRS structure, ``_errors`` turns a
 failure STATUS into an exception that is also the matching ``OSError``.
 The Trio side: ``_session`` (requests and their responses, on the channel),
-``_client`` (the operations), ``_file`` (open files), ``_pipeline``
-(many READs/WRITEs in flight), ``_transfer`` (get, put, copy), ``_open``.
+``_client`` (the operations; ``_types`` the values it hands out), ``_file``
+(open files), ``_pipeline`` (many READs/WRITEs in flight), ``_download``,
+``_upload`` and ``_remote_copy`` (get, put, copy; ``_transfer`` what they
+share, ``_local`` the local disk side), ``_open`` (``conn.open_sftp()``).
 """
 
 from __future__ import annotations
 
 from ._attributes import SFTPAttributes
-from ._client import SFTPClient, SFTPLimits, SFTPName, SFTPStatVFS
+from ._client import SFTPClient
 from ._errors import (
     SFTPDirNotEmpty,
     SFTPError,
@@ -26,6 +28,7 @@ from ._errors import (
     SFTPTransferError,
 )
 from ._file import SFTPFile
+from ._types import SFTPLimits, SFTPName, SFTPStatVFS
 
 __all__ = [
     "SFTPAttributes",

@@ -9,7 +9,8 @@ OpenSSH's extensions are used when the server announces them: ``posix-rename@ope
 :meth:`SFTPClient.rename`, ``limits@openssh.com`` to size transfers, ``statvfs``, ``hardlink``,
 ``fsync``, ``lsetstat``, ``expand-path``, ``copy-data``, ``home-directory`` and
 ``users-groups-by-id``; a method whose extension is missing raises :class:`SFTPOpUnsupported`.
-Transfers (``get``, ``put``, ``copy``) live in :mod:`~trissh.sftp._transfer`.
+Transfers (``get``, ``put``, ``copy``) live in :mod:`~trissh.sftp._download`, ``_upload`` and
+``_remote_copy``; the names and figures it hands out in :mod:`~trissh.sftp._types`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import os
 import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from .._wire import DecodeError, Reader, string, uint32, uint64
+from . import _trees
 from ._attributes import SFTPAttributes
 from ._codec import Attrs, ExtendedReply, Handle, Name, Response, Status
 from ._constants import OpenFlag, StatusCode, open_flags
@@ -33,6 +34,7 @@ from ._errors import SFTPError, SFTPNoSuchFile, SFTPOpUnsupported, SFTPProtocolE
 from ._file import SFTPFile
 from ._pipeline import ReadAhead
 from ._session import SFTPSession, check_status
+from ._types import SFTPLimits, SFTPName, SFTPStatVFS, StrPath, decode_name, encode_path, shown_path
 
 if TYPE_CHECKING:
     from ._transfer import Progress
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["SFTPClient", "SFTPLimits", "SFTPName", "SFTPStatVFS", "StrPath"]
 
 log = logging.getLogger("trissh.sftp")
-
-StrPath: TypeAlias = "str | bytes | os.PathLike[str]"
 
 #: Without limits@openssh.com: the read and write size every server takes (the draft's minimum).
 DEFAULT_CHUNK: Final = 32 * 1024
@@ -53,42 +53,6 @@ _BYTES_IN_FLIGHT: Final = 4 * 1024 * 1024
 _MIN_CHUNK: Final = 512
 #: Bounds a directory listing: a server that never sends EOF for READDIR is cut off here.
 MAX_DIRECTORY_ENTRIES: Final = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class SFTPName:
-    """One directory entry: its name (not a path), ``ls -l``-style long name, and attributes."""
-
-    filename: str
-    longname: str
-    attrs: SFTPAttributes
-
-
-@dataclass(frozen=True, slots=True)
-class SFTPLimits:
-    """The server's ``limits@openssh.com`` answer (0: no limit stated)."""
-
-    max_packet_length: int
-    max_read_length: int
-    max_write_length: int
-    max_open_handles: int
-
-
-@dataclass(frozen=True, slots=True)
-class SFTPStatVFS:
-    """``statvfs@openssh.com``: the file system's figures, as :func:`os.statvfs`."""
-
-    f_bsize: int
-    f_frsize: int
-    f_blocks: int
-    f_bfree: int
-    f_bavail: int
-    f_files: int
-    f_ffree: int
-    f_favail: int
-    f_fsid: int
-    f_flag: int
-    f_namemax: int
 
 
 def _symlink_target_first(extensions: dict[str, bytes], default: bool) -> bool:
@@ -105,22 +69,6 @@ def _symlink_target_first(extensions: dict[str, bytes], default: bool) -> bool:
     except DecodeError:
         return default
     return "openssh" in vendor.lower()
-
-
-def encode_path(path: StrPath) -> bytes:
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        return path
-    return path.encode("utf-8", "surrogateescape")
-
-
-def decode_name(name: bytes) -> str:
-    return name.decode("utf-8", "surrogateescape")
-
-
-def _shown(path: StrPath) -> str:
-    path = os.fspath(path)
-    return decode_name(path) if isinstance(path, bytes) else path
 
 
 class SFTPClient:
@@ -251,7 +199,7 @@ class SFTPClient:
         ``permissions`` (e.g. ``0o600``) applies when the file is created. Data is always bytes.
         """
         flags = open_flags(mode)
-        shown = _shown(path)
+        shown = shown_path(path)
         raw = encode_path(path)
         attrs = SFTPAttributes(st_mode=permissions) if permissions is not None else SFTPAttributes()
         codec = self._session.codec
@@ -277,21 +225,21 @@ class SFTPClient:
     async def stat(self, path: StrPath) -> SFTPAttributes:
         """Attributes of ``path``, following symlinks."""
         raw, codec = encode_path(path), self._session.codec
-        return await self._attrs(lambda: codec.stat(raw), _shown(path))
+        return await self._attrs(lambda: codec.stat(raw), shown_path(path))
 
     async def lstat(self, path: StrPath) -> SFTPAttributes:
         """Attributes of ``path`` itself (a symlink is not followed)."""
         raw, codec = encode_path(path), self._session.codec
-        return await self._attrs(lambda: codec.lstat(raw), _shown(path))
+        return await self._attrs(lambda: codec.lstat(raw), shown_path(path))
 
     async def setstat(self, path: StrPath, attrs: SFTPAttributes, *, follow_symlinks: bool = True) -> None:
         """Change what ``attrs`` sets; ``follow_symlinks=False`` needs ``lsetstat@openssh.com``."""
         raw, codec = encode_path(path), self._session.codec
         if follow_symlinks:
-            await self._status(lambda: codec.setstat(raw, attrs), _shown(path))
+            await self._status(lambda: codec.setstat(raw, attrs), shown_path(path))
         else:
             await self._extension_status(
-                "lsetstat@openssh.com", string(raw), attrs.encode(), path=_shown(path)
+                "lsetstat@openssh.com", string(raw), attrs.encode(), path=shown_path(path)
             )
 
     async def chmod(self, path: StrPath, mode: int) -> None:
@@ -335,7 +283,7 @@ class SFTPClient:
 
     async def remove(self, path: StrPath) -> None:
         raw, codec = encode_path(path), self._session.codec
-        await self._status(lambda: codec.remove(raw), _shown(path))
+        await self._status(lambda: codec.remove(raw), shown_path(path))
 
     unlink = remove
 
@@ -345,10 +293,10 @@ class SFTPClient:
         raw_old, raw_new, codec = encode_path(old), encode_path(new), self._session.codec
         if "posix-rename@openssh.com" in self.extensions:
             await self._extension_status(
-                "posix-rename@openssh.com", string(raw_old), string(raw_new), path=_shown(old)
+                "posix-rename@openssh.com", string(raw_old), string(raw_new), path=shown_path(old)
             )
         else:
-            await self._status(lambda: codec.rename(raw_old, raw_new), _shown(old))
+            await self._status(lambda: codec.rename(raw_old, raw_new), shown_path(old))
 
     async def replace(self, old: StrPath, new: StrPath) -> None:
         """Rename ``old`` to ``new``, replacing ``new`` if it exists (atomically with posix-rename)."""
@@ -363,27 +311,30 @@ class SFTPClient:
         """Create ``link`` pointing at ``target`` (argument order of :func:`os.symlink`)."""
         raw_target, raw_link, codec = encode_path(target), encode_path(link), self._session.codec
         first = self.symlink_target_first
-        await self._status(lambda: codec.symlink(raw_link, raw_target, openssh_order=first), _shown(link))
+        await self._status(lambda: codec.symlink(raw_link, raw_target, openssh_order=first), shown_path(link))
 
     async def hardlink(self, existing: StrPath, new: StrPath) -> None:
         """Create ``new`` as another name of ``existing`` (``hardlink@openssh.com``)."""
         await self._extension_status(
-            "hardlink@openssh.com", string(encode_path(existing)), string(encode_path(new)), path=_shown(new)
+            "hardlink@openssh.com",
+            string(encode_path(existing)),
+            string(encode_path(new)),
+            path=shown_path(new),
         )
 
     async def readlink(self, path: StrPath) -> str:
         raw, codec = encode_path(path), self._session.codec
-        return await self._name(lambda: codec.readlink(raw), _shown(path))
+        return await self._name(lambda: codec.readlink(raw), shown_path(path))
 
     async def realpath(self, path: StrPath = ".") -> str:
         """The server's absolute, canonical form of ``path`` (``"."``: the start directory)."""
         raw, codec = encode_path(path), self._session.codec
-        return await self._name(lambda: codec.realpath(raw), _shown(path))
+        return await self._name(lambda: codec.realpath(raw), shown_path(path))
 
     async def expand_path(self, path: StrPath) -> str:
         """``path`` with a leading ``~`` or ``~user`` expanded by the server (``expand-path@openssh.com``)."""
         response = await self._extension_request("expand-path@openssh.com", string(encode_path(path)))
-        return self._one_name(response, _shown(path))
+        return self._one_name(response, shown_path(path))
 
     async def home_directory(self, user: str | None = None) -> str:
         """The home directory of ``user`` (``home-directory`` extension); None: ours, by
@@ -419,7 +370,7 @@ class SFTPClient:
     async def statvfs(self, path: StrPath = ".") -> SFTPStatVFS:
         """File-system figures for the file system holding ``path`` (``statvfs@openssh.com``)."""
         reply = Reader(
-            await self._extension("statvfs@openssh.com", string(encode_path(path)), path=_shown(path)),
+            await self._extension("statvfs@openssh.com", string(encode_path(path)), path=shown_path(path)),
             "statvfs reply",
         )
         values = [reply.uint64() for _ in range(11)]
@@ -431,11 +382,13 @@ class SFTPClient:
     async def mkdir(self, path: StrPath, mode: int = 0o777) -> None:
         raw, codec = encode_path(path), self._session.codec
         try:
-            await self._status(lambda: codec.mkdir(raw, SFTPAttributes(st_mode=mode)), _shown(path))
+            await self._status(lambda: codec.mkdir(raw, SFTPAttributes(st_mode=mode)), shown_path(path))
         except SFTPError as exc:
             # Version 3 has no "file exists" code: OpenSSH answers FAILURE. Tell the cases apart.
             if exc.code == StatusCode.FAILURE and await self._exists_quietly(path):
-                raise error_from_status(StatusCode.FILE_ALREADY_EXISTS, exc.message, _shown(path)) from None
+                raise error_from_status(
+                    StatusCode.FILE_ALREADY_EXISTS, exc.message, shown_path(path)
+                ) from None
             raise
 
     async def _exists_quietly(self, path: StrPath) -> bool:
@@ -447,7 +400,7 @@ class SFTPClient:
 
     async def makedirs(self, path: StrPath, mode: int = 0o777, exist_ok: bool = False) -> None:
         """Create ``path`` and any missing parents, as :func:`os.makedirs`."""
-        shown = _shown(path)
+        shown = shown_path(path)
         parent = posixpath.dirname(shown.rstrip("/"))
         if parent and parent != shown and not await self.exists(parent):
             await self.makedirs(parent, mode, exist_ok=True)
@@ -459,11 +412,11 @@ class SFTPClient:
 
     async def rmdir(self, path: StrPath) -> None:
         raw, codec = encode_path(path), self._session.codec
-        await self._status(lambda: codec.rmdir(raw), _shown(path))
+        await self._status(lambda: codec.rmdir(raw), shown_path(path))
 
     async def scandir(self, path: StrPath = ".") -> AsyncIterator[SFTPName]:
         """The entries of a directory (``.`` and ``..`` left out), with their attributes, as they come."""
-        raw, codec, shown = encode_path(path), self._session.codec, _shown(path)
+        raw, codec, shown = encode_path(path), self._session.codec, shown_path(path)
         handle = await self._handle(lambda: codec.opendir(raw), shown)
         count = 0
         try:
@@ -493,74 +446,23 @@ class SFTPClient:
         """The names in a directory, sorted (``.`` and ``..`` left out)."""
         return sorted([entry.filename async for entry in self.scandir(path)])
 
-    async def walk(
+    def walk(
         self, top: StrPath, *, topdown: bool = True, follow_symlinks: bool = False
     ) -> AsyncIterator[tuple[str, list[str], list[str]]]:
         """``(dirpath, dirnames, filenames)`` for ``top`` and every directory below, as :func:`os.walk`
         (a symlink to a directory is listed among the files unless ``follow_symlinks``)."""
-        top = _shown(top)
-        dirs: list[str] = []
-        files: list[str] = []
-        async for entry in self.scandir(top):
-            attrs = entry.attrs
-            if attrs.is_symlink() and follow_symlinks:
-                with contextlib.suppress(SFTPError):  # a dangling link stays among the files
-                    attrs = await self.stat(posixpath.join(top, entry.filename))
-            (dirs if attrs.is_dir() else files).append(entry.filename)
-        dirs.sort()
-        files.sort()
-        if topdown:
-            yield top, dirs, files
-        for name in dirs:
-            async for item in self.walk(
-                posixpath.join(top, name), topdown=topdown, follow_symlinks=follow_symlinks
-            ):
-                yield item
-        if not topdown:
-            yield top, dirs, files
+        return _trees.walk(self, top, topdown=topdown, follow_symlinks=follow_symlinks)
 
     async def glob(self, pattern: str) -> list[str]:
-        """Paths matching ``pattern`` (``*``, ``?``, ``[...]`` within one path component), sorted."""
-        from fnmatch import fnmatchcase
-
-        absolute = pattern.startswith("/")
-        parts = [part for part in pattern.split("/") if part]
-        found = ["/" if absolute else ""]
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            following: list[str] = []
-            for base in found:
-                if not any(c in part for c in "*?["):
-                    candidate = posixpath.join(base, part) if base else part
-                    if await self._exists_quietly(candidate):
-                        following.append(candidate)
-                    continue
-                try:
-                    async for entry in self.scandir(base or "."):
-                        if part[0] != "." and entry.filename.startswith("."):
-                            continue  # as the shell: a wildcard does not match a leading dot
-                        if fnmatchcase(entry.filename, part) and (last or entry.attrs.is_dir()):
-                            following.append(posixpath.join(base, entry.filename) if base else entry.filename)
-                except (SFTPNoSuchFile, NotADirectoryError, PermissionError):
-                    continue
-            found = following
-        return sorted(found) if parts else []
+        """Paths matching ``pattern`` (``*``, ``?``, ``[...]`` within one path component), sorted; a
+        wildcard does not match a leading dot, as in the shell."""
+        return await _trees.glob(self, pattern)
 
     async def rmtree(self, path: StrPath) -> None:
         """Remove a directory and everything in it (symlinks are removed, not followed)."""
-        shown = _shown(path)
-        if (await self.lstat(shown)).is_symlink():
-            raise OSError(f"{shown}: rmtree on a symbolic link")
-        entries = [entry async for entry in self.scandir(shown)]
-        for entry in entries:
-            full = posixpath.join(shown, entry.filename)
-            if entry.attrs.is_dir():
-                await self.rmtree(full)
-            else:
-                await self.remove(full)
-        await self.rmdir(shown)
+        await _trees.rmtree(self, path)
 
-    # --- transfers (trissh.sftp._transfer) --------------------------------------------------------------
+    # --- transfers (trissh.sftp._download, _upload, _remote_copy) ------------------------------------
 
     async def get(
         self,
@@ -580,11 +482,11 @@ class SFTPClient:
         beside the destination, renamed on success (with ``resume=True``, into the destination,
         continuing from its size). See docs/sftp.md.
         """
-        from ._transfer import download
+        from ._download import download
 
         await download(
             self,
-            _shown(remote),
+            shown_path(remote),
             os.fsdecode(local) if local is not None else None,
             recursive=recursive,
             preserve=preserve,
@@ -611,12 +513,12 @@ class SFTPClient:
         Raises :class:`~trissh.sftp.SFTPTransferError` with ``bytes_confirmed`` when it fails after
         data was sent.
         """
-        from ._transfer import upload
+        from ._upload import upload
 
         await upload(
             self,
             os.fsdecode(local),
-            _shown(remote) if remote is not None else None,
+            shown_path(remote) if remote is not None else None,
             recursive=recursive,
             preserve=preserve,
             follow_symlinks=follow_symlinks,
@@ -638,12 +540,12 @@ class SFTPClient:
     ) -> None:
         """Copy on the server, ``source`` to ``destination``: by ``copy-data`` where offered (the
         data never leaves the server), otherwise read and written back through this client."""
-        from ._transfer import remote_copy
+        from ._remote_copy import remote_copy
 
         await remote_copy(
             self,
-            _shown(source),
-            _shown(destination),
+            shown_path(source),
+            shown_path(destination),
             recursive=recursive,
             preserve=preserve,
             follow_symlinks=follow_symlinks,

@@ -1,0 +1,213 @@
+"""``put``: a local file or tree to the server, saying how much the server confirmed when it fails
+(see :mod:`trissh.sftp._transfer`)."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat as stat_module
+from typing import TYPE_CHECKING
+
+import trio
+
+from .._errors import SSHError
+from ._attributes import SFTPAttributes
+from ._constants import StatusCode
+from ._errors import SFTPError, SFTPTransferError
+from ._file import FileState, SFTPFile
+from ._local import DISK_BLOCK, local_entries, open_and_read
+from ._pipeline import WritePipeline
+from ._session import _Waiter, check_status
+from ._transfer import Plan, Progress
+
+if TYPE_CHECKING:
+    from ._client import SFTPClient
+
+__all__ = ["upload"]
+
+
+async def upload(
+    client: SFTPClient,
+    local: str,
+    remote: str | None,
+    *,
+    recursive: bool,
+    preserve: bool,
+    follow_symlinks: bool,
+    resume: bool,
+    progress: Progress | None,
+    max_files: int,
+) -> None:
+    st = await trio.to_thread.run_sync(os.stat if follow_symlinks else os.lstat, local)
+    name = os.path.basename(local.rstrip(os.sep)) or "upload"
+    if remote is None:
+        remote = name
+    elif await client.isdir(remote):
+        remote = posixpath.join(remote, name)
+    if stat_module.S_ISDIR(st.st_mode):
+        if not recursive:
+            raise IsADirectoryError(f"{local}: is a directory (pass recursive=True)")
+        plan = Plan()
+        await _plan_upload_tree(client, local, remote, plan, preserve, follow_symlinks, resume, progress)
+        await plan.run(max_files)
+        return
+    await _upload_file(client, local, remote, st, preserve=preserve, resume=resume, progress=progress)
+
+
+async def _plan_upload_tree(
+    client: SFTPClient,
+    local: str,
+    remote: str,
+    plan: Plan,
+    preserve: bool,
+    follow_symlinks: bool,
+    resume: bool,
+    progress: Progress | None,
+) -> None:
+    try:
+        await client.mkdir(remote)
+    except FileExistsError:
+        if not await client.isdir(remote):
+            raise
+    entries = await trio.to_thread.run_sync(local_entries, local, follow_symlinks)
+    for name, link, st in entries:
+        source = os.path.join(local, name)
+        target = posixpath.join(remote, name)
+        if link is not None:
+            await client.symlink(link, target)
+        elif st is None:
+            continue  # a dangling symlink, followed: nothing to send
+        elif stat_module.S_ISDIR(st.st_mode):
+            await _plan_upload_tree(client, source, target, plan, preserve, follow_symlinks, resume, progress)
+        elif stat_module.S_ISREG(st.st_mode):
+
+            async def job(source: str = source, target: str = target, st: os.stat_result = st) -> None:
+                await _upload_file(
+                    client, source, target, st, preserve=preserve, resume=resume, progress=progress
+                )
+
+            plan.files.append(job)
+    if preserve:
+        st = await trio.to_thread.run_sync(os.stat, local)
+        attrs = SFTPAttributes.from_stat(st)
+        mode_times = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
+        plan.directories.append(lambda: client.setstat(remote, mode_times))
+
+
+async def _upload_file(
+    client: SFTPClient,
+    local: str,
+    remote: str,
+    st: os.stat_result,
+    *,
+    preserve: bool,
+    resume: bool,
+    progress: Progress | None,
+) -> None:
+    size = st.st_size
+    start = 0
+    if resume:
+        try:
+            start = (await client.stat(remote)).st_size or 0
+        except FileNotFoundError:
+            start = 0
+        if start > size:
+            raise SFTPError(
+                StatusCode.FAILURE,
+                f"cannot resume: the remote file has {start} bytes, the local only {size}",
+                remote,
+            )
+    # Shielded, so a descriptor opened is always one this function owns and closes; closing a file
+    # opened read-only does not block, so it is done here, where a cancellation cannot skip it. The
+    # first block is read in the same thread hop (for a small file: all of it).
+    with trio.CancelScope(shield=True):
+        fd, first = await trio.to_thread.run_sync(open_and_read, local, start)
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        file = await client.open(
+            remote, "r+" if resume and start else "w", permissions=stat_module.S_IMODE(st.st_mode)
+        )
+        try:
+            await _send_and_close(client, file, fd, first, start, size, st, remote, preserve, progress)
+        finally:
+            await file.aclose()  # a no-op when closed above
+    finally:
+        os.close(fd)
+
+
+async def _send_and_close(
+    client: SFTPClient,
+    file: SFTPFile,
+    fd: int,
+    first: bytes,
+    start: int,
+    size: int,
+    st: os.stat_result,
+    remote: str,
+    preserve: bool,
+    progress: Progress | None,
+) -> None:
+    """The upload's WRITEs, then (``preserve``) its FSETSTAT and its CLOSE queued right behind them, so a
+    small file costs one round trip after its OPEN; the server handles requests on one handle in order."""
+    session, codec, handle = client._session, client._session.codec, file.handle
+    pipeline = WritePipeline(session, handle, depth=client.depth, path=remote)
+    finishing: list[_Waiter] = []
+    try:
+        offset = await _queue_writes(client, pipeline, fd, first, start, size, remote, progress)
+        if preserve:
+            attrs = SFTPAttributes.from_stat(st)
+            kept = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
+            finishing.append(session.send(lambda: codec.fsetstat(handle, kept)))
+        file.state = FileState.CLOSED
+        finishing.append(session.send(lambda: codec.close(handle)))
+        await pipeline.flush()
+        if progress is not None:
+            progress(remote, start + pipeline.confirmed, max(size, offset))
+        while finishing:
+            check_status(await session.wait(finishing[0]), remote)
+            finishing.pop(0)
+    except SSHError as exc:
+        for waiter in finishing:
+            waiter.abandoned = True
+        if isinstance(exc, SFTPTransferError):
+            raise
+        pipeline.abandon()
+        code = exc.code if isinstance(exc, SFTPError) else StatusCode.CONNECTION_LOST
+        raise SFTPTransferError(
+            code, f"upload failed: {exc}", remote, bytes_confirmed=start + pipeline.confirmed
+        ) from exc
+    if offset != size:
+        raise SFTPTransferError(
+            StatusCode.FAILURE,
+            f"the local file changed size while it was sent ({size} bytes when it started, {offset} read)",
+            remote,
+            bytes_confirmed=offset,
+        )
+
+
+async def _queue_writes(
+    client: SFTPClient,
+    pipeline: WritePipeline,
+    fd: int,
+    block: bytes,
+    start: int,
+    size: int,
+    remote: str,
+    progress: Progress | None,
+) -> int:
+    """Queue WRITEs for the local file from ``start`` (``block``: its first block, already read) to its
+    end; returns the end offset. A block shorter than DISK_BLOCK is the end (pread of a regular file
+    returns less only at the end), so a small file needs no second read."""
+    chunk = client.write_chunk
+    offset = start
+    while block:
+        view = memoryview(block)
+        for at in range(0, len(view), chunk):
+            await pipeline.write(offset + at, view[at : at + chunk])
+        offset += len(block)
+        if progress is not None:
+            progress(remote, start + pipeline.confirmed, max(size, offset))
+        if len(block) < DISK_BLOCK or offset > size:
+            break
+        block = await trio.to_thread.run_sync(os.pread, fd, DISK_BLOCK, offset)
+    return offset
