@@ -21,7 +21,7 @@ import os
 import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
@@ -34,10 +34,8 @@ from ._errors import SFTPError, SFTPNoSuchFile, SFTPOpUnsupported, SFTPProtocolE
 from ._file import SFTPFile
 from ._pipeline import ReadAhead
 from ._session import SFTPSession, check_status
+from ._transfer import Progress, TransferOptions
 from ._types import SFTPLimits, SFTPName, SFTPStatVFS, StrPath, decode_name, encode_path, shown_path
-
-if TYPE_CHECKING:
-    from ._transfer import Progress
 
 __all__ = ["SFTPClient", "SFTPLimits", "SFTPName", "SFTPStatVFS", "StrPath"]
 
@@ -484,17 +482,8 @@ class SFTPClient:
         """
         from ._download import download
 
-        await download(
-            self,
-            shown_path(remote),
-            os.fsdecode(local) if local is not None else None,
-            recursive=recursive,
-            preserve=preserve,
-            follow_symlinks=follow_symlinks,
-            resume=resume,
-            progress=progress,
-            max_files=max_files,
-        )
+        options = TransferOptions(recursive, preserve, follow_symlinks, resume, progress, max_files)
+        await download(self, shown_path(remote), os.fsdecode(local) if local is not None else None, options)
 
     async def put(
         self,
@@ -515,17 +504,8 @@ class SFTPClient:
         """
         from ._upload import upload
 
-        await upload(
-            self,
-            os.fsdecode(local),
-            shown_path(remote) if remote is not None else None,
-            recursive=recursive,
-            preserve=preserve,
-            follow_symlinks=follow_symlinks,
-            resume=resume,
-            progress=progress,
-            max_files=max_files,
-        )
+        options = TransferOptions(recursive, preserve, follow_symlinks, resume, progress, max_files)
+        await upload(self, os.fsdecode(local), shown_path(remote) if remote is not None else None, options)
 
     async def copy(
         self,
@@ -542,16 +522,8 @@ class SFTPClient:
         data never leaves the server), otherwise read and written back through this client."""
         from ._remote_copy import remote_copy
 
-        await remote_copy(
-            self,
-            shown_path(source),
-            shown_path(destination),
-            recursive=recursive,
-            preserve=preserve,
-            follow_symlinks=follow_symlinks,
-            progress=progress,
-            max_files=max_files,
-        )
+        options = TransferOptions(recursive, preserve, follow_symlinks, False, progress, max_files)
+        await remote_copy(self, shown_path(source), shown_path(destination), options)
 
     async def copy_data(
         self, source: SFTPFile, destination: SFTPFile, *, offset: int = 0, length: int = 0, to_offset: int = 0

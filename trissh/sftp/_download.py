@@ -16,7 +16,7 @@ from ._errors import SFTPError, SFTPTransferError
 from ._file import FileState, SFTPFile
 from ._local import LocalWriter, local_size, temporary_name
 from ._pipeline import ReadAhead
-from ._transfer import Plan, Progress
+from ._transfer import Plan, TransferOptions
 
 if TYPE_CHECKING:
     from ._client import SFTPClient
@@ -28,13 +28,7 @@ async def download(
     client: SFTPClient,
     remote: str,
     local: str | None,
-    *,
-    recursive: bool,
-    preserve: bool,
-    follow_symlinks: bool,
-    resume: bool,
-    progress: Progress | None,
-    max_files: int,
+    options: TransferOptions,
 ) -> None:
     attrs = await client.stat(remote)
     name = posixpath.basename(remote.rstrip("/")) or "download"
@@ -43,13 +37,13 @@ async def download(
     elif await trio.to_thread.run_sync(os.path.isdir, local):
         local = os.path.join(local, name)
     if attrs.is_dir():
-        if not recursive:
+        if not options.recursive:
             raise SFTPError(StatusCode.FAILURE, "is a directory (pass recursive=True)", remote)
         plan = Plan()
-        await _plan_download_tree(client, remote, local, plan, preserve, follow_symlinks, resume, progress)
-        await plan.run(max_files)
+        await _plan_download_tree(client, remote, local, plan, options)
+        await plan.run(options.max_files)
         return
-    await _download_file(client, remote, local, attrs, preserve=preserve, resume=resume, progress=progress)
+    await _download_file(client, remote, local, attrs, options)
 
 
 async def _plan_download_tree(
@@ -57,10 +51,7 @@ async def _plan_download_tree(
     remote: str,
     local: str,
     plan: Plan,
-    preserve: bool,
-    follow_symlinks: bool,
-    resume: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     """Create ``local`` and its subdirectories now, and queue a job for every file."""
     await trio.to_thread.run_sync(lambda: os.makedirs(local, exist_ok=True))
@@ -69,24 +60,20 @@ async def _plan_download_tree(
         target = os.path.join(local, entry.filename)
         attrs = entry.attrs
         if attrs.is_symlink():
-            if not follow_symlinks:
+            if not options.follow_symlinks:
                 link = await client.readlink(source)
                 await trio.to_thread.run_sync(os.symlink, link, target)
                 continue
             attrs = await client.stat(source)
         if attrs.is_dir():
-            await _plan_download_tree(
-                client, source, target, plan, preserve, follow_symlinks, resume, progress
-            )
+            await _plan_download_tree(client, source, target, plan, options)
         elif attrs.is_file():
 
             async def job(source: str = source, target: str = target, attrs: SFTPAttributes = attrs) -> None:
-                await _download_file(
-                    client, source, target, attrs, preserve=preserve, resume=resume, progress=progress
-                )
+                await _download_file(client, source, target, attrs, options)
 
             plan.files.append(job)
-    if preserve:
+    if options.preserve:
         directory_attrs = await client.stat(remote)
         plan.directories.append(lambda: _set_local_attrs_later(local, directory_attrs))
 
@@ -106,30 +93,27 @@ async def _download_file(
     remote: str,
     local: str,
     attrs: SFTPAttributes,
-    *,
-    preserve: bool,
-    resume: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     size = attrs.st_size
-    start = await trio.to_thread.run_sync(local_size, local) if resume else 0
+    start = await trio.to_thread.run_sync(local_size, local) if options.resume else 0
     if size is not None and start > size:
         raise SFTPError(
             StatusCode.FAILURE,
             f"cannot resume: the local file has {start} bytes, the remote only {size}",
             local,
         )
-    writer = LocalWriter(local if resume else temporary_name(local), start, append=resume)
+    writer = LocalWriter(local if options.resume else temporary_name(local), start, append=options.resume)
     file = await client.open(remote, "rb")
     try:
         try:
-            await _receive_into(client, file, writer, start, size, remote, progress)
+            await _receive_into(client, file, writer, start, size, remote, options)
             await trio.to_thread.run_sync(
-                writer.finish_sync, attrs if preserve else None, None if resume else local
+                writer.finish_sync, attrs if options.preserve else None, None if options.resume else local
             )
         except BaseException:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(lambda: writer.abort_sync(remove=not resume))
+                await trio.to_thread.run_sync(lambda: writer.abort_sync(remove=not options.resume))
             raise
     finally:
         # Read-only: the CLOSE's answer tells nothing, so it is not waited for.
@@ -145,7 +129,7 @@ async def _receive_into(
     start: int,
     size: int | None,
     remote: str,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     total = size if size is not None else 0
     if size is not None:
@@ -177,8 +161,7 @@ async def _receive_into(
                     bytes_confirmed=size,
                 )
             await writer.add(data)
-            if progress is not None:
-                progress(remote, done, max(total, done))
+            options.report(remote, done, max(total, done))
     finally:
         reads.abandon()
     if size is not None and done != size:

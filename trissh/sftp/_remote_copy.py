@@ -11,7 +11,7 @@ from ._attributes import SFTPAttributes
 from ._constants import StatusCode
 from ._errors import SFTPError
 from ._pipeline import WritePipeline
-from ._transfer import Plan, Progress
+from ._transfer import Plan, TransferOptions
 
 if TYPE_CHECKING:
     from ._client import SFTPClient
@@ -23,24 +23,19 @@ async def remote_copy(
     client: SFTPClient,
     source: str,
     destination: str,
-    *,
-    recursive: bool,
-    preserve: bool,
-    follow_symlinks: bool,
-    progress: Progress | None,
-    max_files: int,
+    options: TransferOptions,
 ) -> None:
-    attrs = await (client.stat(source) if follow_symlinks else client.lstat(source))
+    attrs = await (client.stat(source) if options.follow_symlinks else client.lstat(source))
     if await client.isdir(destination):
         destination = posixpath.join(destination, posixpath.basename(source.rstrip("/")))
     if attrs.is_dir():
-        if not recursive:
+        if not options.recursive:
             raise SFTPError(StatusCode.FAILURE, "is a directory (pass recursive=True)", source)
         plan = Plan()
-        await _plan_copy_tree(client, source, destination, plan, preserve, follow_symlinks, progress)
-        await plan.run(max_files)
+        await _plan_copy_tree(client, source, destination, plan, options)
+        await plan.run(options.max_files)
         return
-    await _copy_file(client, source, destination, attrs, preserve=preserve, progress=progress)
+    await _copy_file(client, source, destination, attrs, options)
 
 
 async def _plan_copy_tree(
@@ -48,9 +43,7 @@ async def _plan_copy_tree(
     source: str,
     destination: str,
     plan: Plan,
-    preserve: bool,
-    follow_symlinks: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     try:
         await client.mkdir(destination)
@@ -62,21 +55,21 @@ async def _plan_copy_tree(
         to_path = posixpath.join(destination, entry.filename)
         attrs = entry.attrs
         if attrs.is_symlink():
-            if not follow_symlinks:
+            if not options.follow_symlinks:
                 await client.symlink(await client.readlink(from_path), to_path)
                 continue
             attrs = await client.stat(from_path)
         if attrs.is_dir():
-            await _plan_copy_tree(client, from_path, to_path, plan, preserve, follow_symlinks, progress)
+            await _plan_copy_tree(client, from_path, to_path, plan, options)
         elif attrs.is_file():
 
             async def job(
                 from_path: str = from_path, to_path: str = to_path, attrs: SFTPAttributes = attrs
             ) -> None:
-                await _copy_file(client, from_path, to_path, attrs, preserve=preserve, progress=progress)
+                await _copy_file(client, from_path, to_path, attrs, options)
 
             plan.files.append(job)
-    if preserve:
+    if options.preserve:
         directory = await client.stat(source)
         kept = SFTPAttributes(
             st_mode=directory.st_mode, st_atime=directory.st_atime, st_mtime=directory.st_mtime
@@ -89,9 +82,7 @@ async def _copy_file(
     source: str,
     destination: str,
     attrs: SFTPAttributes,
-    *,
-    preserve: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     mode = stat_module.S_IMODE(attrs.st_mode) if attrs.st_mode is not None else None
     size = attrs.st_size or 0
@@ -109,15 +100,14 @@ async def _copy_file(
                     offset, data = piece
                     for at in range(0, len(data), client.write_chunk):
                         await pipeline.write(offset + at, memoryview(data)[at : at + client.write_chunk])
-                    if progress is not None:
-                        progress(source, offset + len(data), max(size, offset + len(data)))
+                    options.report(source, offset + len(data), max(size, offset + len(data)))
                 await pipeline.flush()
             finally:
                 reads.abandon()
                 pipeline.abandon()
-        if progress is not None and "copy-data" in client.extensions:
-            progress(source, size, size)
-        if preserve:
+        if "copy-data" in client.extensions:
+            options.report(source, size, size)
+        if options.preserve:
             await writing.setstat(
                 SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
             )

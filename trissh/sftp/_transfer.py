@@ -26,16 +26,35 @@ What a failure leaves behind:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import trio
 
 from .._errors import SSHError
 
-__all__ = ["Job", "Plan", "Progress", "run_all"]
+__all__ = ["Job", "Plan", "Progress", "TransferOptions", "run_all"]
 
 #: ``progress(path, bytes_done, bytes_total)``, called as a file's data moves (``path``: its source).
 Progress: TypeAlias = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """How ``get``, ``put`` and ``copy`` go (their keyword arguments; see docs/sftp.md)."""
+
+    recursive: bool = False
+    preserve: bool = False
+    follow_symlinks: bool = True
+    resume: bool = False
+    progress: Progress | None = None
+    max_files: int = 8
+
+    def report(self, path: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(path, done, total)
+
+
 #: One file's transfer, or one directory's finishing touch, as a tree transfer queues them.
 Job: TypeAlias = Callable[[], Awaitable[None]]
 

@@ -18,7 +18,7 @@ from ._file import FileState, SFTPFile
 from ._local import DISK_BLOCK, local_entries, open_and_read
 from ._pipeline import WritePipeline
 from ._session import _Waiter, check_status
-from ._transfer import Plan, Progress
+from ._transfer import Plan, TransferOptions
 
 if TYPE_CHECKING:
     from ._client import SFTPClient
@@ -30,28 +30,22 @@ async def upload(
     client: SFTPClient,
     local: str,
     remote: str | None,
-    *,
-    recursive: bool,
-    preserve: bool,
-    follow_symlinks: bool,
-    resume: bool,
-    progress: Progress | None,
-    max_files: int,
+    options: TransferOptions,
 ) -> None:
-    st = await trio.to_thread.run_sync(os.stat if follow_symlinks else os.lstat, local)
+    st = await trio.to_thread.run_sync(os.stat if options.follow_symlinks else os.lstat, local)
     name = os.path.basename(local.rstrip(os.sep)) or "upload"
     if remote is None:
         remote = name
     elif await client.isdir(remote):
         remote = posixpath.join(remote, name)
     if stat_module.S_ISDIR(st.st_mode):
-        if not recursive:
+        if not options.recursive:
             raise IsADirectoryError(f"{local}: is a directory (pass recursive=True)")
         plan = Plan()
-        await _plan_upload_tree(client, local, remote, plan, preserve, follow_symlinks, resume, progress)
-        await plan.run(max_files)
+        await _plan_upload_tree(client, local, remote, plan, options)
+        await plan.run(options.max_files)
         return
-    await _upload_file(client, local, remote, st, preserve=preserve, resume=resume, progress=progress)
+    await _upload_file(client, local, remote, st, options)
 
 
 async def _plan_upload_tree(
@@ -59,17 +53,14 @@ async def _plan_upload_tree(
     local: str,
     remote: str,
     plan: Plan,
-    preserve: bool,
-    follow_symlinks: bool,
-    resume: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     try:
         await client.mkdir(remote)
     except FileExistsError:
         if not await client.isdir(remote):
             raise
-    entries = await trio.to_thread.run_sync(local_entries, local, follow_symlinks)
+    entries = await trio.to_thread.run_sync(local_entries, local, options.follow_symlinks)
     for name, link, st in entries:
         source = os.path.join(local, name)
         target = posixpath.join(remote, name)
@@ -78,16 +69,14 @@ async def _plan_upload_tree(
         elif st is None:
             continue  # a dangling symlink, followed: nothing to send
         elif stat_module.S_ISDIR(st.st_mode):
-            await _plan_upload_tree(client, source, target, plan, preserve, follow_symlinks, resume, progress)
+            await _plan_upload_tree(client, source, target, plan, options)
         elif stat_module.S_ISREG(st.st_mode):
 
             async def job(source: str = source, target: str = target, st: os.stat_result = st) -> None:
-                await _upload_file(
-                    client, source, target, st, preserve=preserve, resume=resume, progress=progress
-                )
+                await _upload_file(client, source, target, st, options)
 
             plan.files.append(job)
-    if preserve:
+    if options.preserve:
         st = await trio.to_thread.run_sync(os.stat, local)
         attrs = SFTPAttributes.from_stat(st)
         mode_times = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
@@ -99,14 +88,11 @@ async def _upload_file(
     local: str,
     remote: str,
     st: os.stat_result,
-    *,
-    preserve: bool,
-    resume: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     size = st.st_size
     start = 0
-    if resume:
+    if options.resume:
         try:
             start = (await client.stat(remote)).st_size or 0
         except FileNotFoundError:
@@ -125,10 +111,10 @@ async def _upload_file(
     try:
         await trio.lowlevel.checkpoint_if_cancelled()
         file = await client.open(
-            remote, "r+" if resume and start else "w", permissions=stat_module.S_IMODE(st.st_mode)
+            remote, "r+" if options.resume and start else "w", permissions=stat_module.S_IMODE(st.st_mode)
         )
         try:
-            await _send_and_close(client, file, fd, first, start, size, st, remote, preserve, progress)
+            await _send_and_close(client, file, fd, first, start, size, st, remote, options)
         finally:
             await file.aclose()  # a no-op when closed above
     finally:
@@ -144,8 +130,7 @@ async def _send_and_close(
     size: int,
     st: os.stat_result,
     remote: str,
-    preserve: bool,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> None:
     """The upload's WRITEs, then (``preserve``) its FSETSTAT and its CLOSE queued right behind them, so a
     small file costs one round trip after its OPEN; the server handles requests on one handle in order."""
@@ -153,16 +138,15 @@ async def _send_and_close(
     pipeline = WritePipeline(session, handle, depth=client.depth, path=remote)
     finishing: list[_Waiter] = []
     try:
-        offset = await _queue_writes(client, pipeline, fd, first, start, size, remote, progress)
-        if preserve:
+        offset = await _queue_writes(client, pipeline, fd, first, start, size, remote, options)
+        if options.preserve:
             attrs = SFTPAttributes.from_stat(st)
             kept = SFTPAttributes(st_mode=attrs.st_mode, st_atime=attrs.st_atime, st_mtime=attrs.st_mtime)
             finishing.append(session.send(lambda: codec.fsetstat(handle, kept)))
         file.state = FileState.CLOSED
         finishing.append(session.send(lambda: codec.close(handle)))
         await pipeline.flush()
-        if progress is not None:
-            progress(remote, start + pipeline.confirmed, max(size, offset))
+        options.report(remote, start + pipeline.confirmed, max(size, offset))
         while finishing:
             check_status(await session.wait(finishing[0]), remote)
             finishing.pop(0)
@@ -193,7 +177,7 @@ async def _queue_writes(
     start: int,
     size: int,
     remote: str,
-    progress: Progress | None,
+    options: TransferOptions,
 ) -> int:
     """Queue WRITEs for the local file from ``start`` (``block``: its first block, already read) to its
     end; returns the end offset. A block shorter than DISK_BLOCK is the end (pread of a regular file
@@ -205,8 +189,7 @@ async def _queue_writes(
         for at in range(0, len(view), chunk):
             await pipeline.write(offset + at, view[at : at + chunk])
         offset += len(block)
-        if progress is not None:
-            progress(remote, start + pipeline.confirmed, max(size, offset))
+        options.report(remote, start + pipeline.confirmed, max(size, offset))
         if len(block) < DISK_BLOCK or offset > size:
             break
         block = await trio.to_thread.run_sync(os.pread, fd, DISK_BLOCK, offset)
