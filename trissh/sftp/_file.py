@@ -38,9 +38,9 @@ class FileState(enum.Enum):
 class SFTPFile:
     """An open remote file: ``read``, ``write``, ``seek``, ``tell``, ``stat``, ``truncate``, ``fsync``.
 
-    Use it as an async context manager (``async with await sftp.open(path) as f``, or
-    ``async with sftp.open(path) as f``), or call :meth:`aclose`. ``async for chunk in f`` reads
-    from the current position to the end, chunk by chunk.
+    Use it as an async context manager (``async with await sftp.open(path) as f``, as with
+    ``trio.open_file``), or call :meth:`aclose`. ``async for chunk in f`` reads from the current
+    position to the end, chunk by chunk.
     """
 
     def __init__(
