@@ -322,3 +322,26 @@ async def test_a_name_that_is_not_utf8_comes_back_as_surrogates_and_goes_back_as
             assert name == os.fsdecode(raw)
             await sftp.stat("/" + name)
     assert seen[-1] == b"/" + raw
+
+
+# --- the public names ----------------------------------------------------------------------------------
+
+
+def test_sftp_names_are_public_from_trissh_without_loading_sftp_at_import() -> None:
+    """``trissh.SFTPError`` (the API contract) is the SFTP package's class, loaded when first used: a
+    bare ``import trissh`` (the command line's start-up) does not import the SFTP modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trissh\n"
+        "assert 'trissh.sftp' not in sys.modules\n"
+        "from trissh import SFTPError, SFTPTransferError, SFTPClient\n"
+        "import trissh.sftp as sftp\n"
+        "assert SFTPError is sftp.SFTPError and SFTPTransferError is sftp.SFTPTransferError\n"
+        "assert SFTPClient is sftp.SFTPClient\n"
+        "assert issubclass(SFTPError, trissh.SSHError)\n"
+        "assert all(hasattr(trissh, name) for name in trissh.__all__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -12,6 +12,8 @@ connection can do.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Final
+
 from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
@@ -50,7 +52,22 @@ from ._forwarding.remote import RemoteForward
 from ._transport.negotiate import DirectionAlgorithms, Negotiated
 from .connection import SSHConnection
 
+if TYPE_CHECKING:
+    from .sftp import SFTPClient, SFTPError, SFTPTransferError
+
 __version__ = "0.1.0"
+
+# SFTP's public names, imported when first used: `import trissh` (the CLI's start-up) does not load SFTP.
+_SFTP_NAMES: Final = ("SFTPClient", "SFTPError", "SFTPTransferError")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SFTP_NAMES:
+        from . import sftp
+
+        return getattr(sftp, name)
+    raise AttributeError(f"module 'trissh' has no attribute {name!r}")
+
 
 __all__ = [
     "AgentError",
@@ -89,6 +106,9 @@ __all__ = [
     "SSHAgentClient",
     "SSHClientTransport",
     "SSHConnection",
+    "SFTPClient",
+    "SFTPError",
+    "SFTPTransferError",
     "SSHError",
     "STDOUT",
     "__version__",
