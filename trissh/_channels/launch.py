@@ -39,7 +39,7 @@ from .open import channel_opened
 from .process_io import DEVNULL, PIPE, STDOUT, OutputTarget, check_target, copy_output, is_stream_target
 from .session import CompletedProcess, Process, SessionChannel
 
-__all__ = ["command_line", "open_session", "run_session"]
+__all__ = ["command_line", "open_session", "run_session", "unwrap_group"]
 
 
 def command_line(command: str | Sequence[str]) -> str:
@@ -74,12 +74,12 @@ def _route(channel: SessionChannel, stdout: OutputTarget, stderr: OutputTarget) 
         channel.bound_stderr = False  # our copy task reads it: the bound is for stderr nobody reads
 
 
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error in ``group`` (cancellations of our copy tasks aside), or the group itself."""
+def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error in ``group`` (cancellations of our own tasks aside), or the group itself."""
     real = [exc for exc in group.exceptions if not isinstance(exc, trio.Cancelled)]
     if len(real) == 1:
         only = real[0]
-        return _unwrap(only) if isinstance(only, BaseExceptionGroup) else only
+        return unwrap_group(only) if isinstance(only, BaseExceptionGroup) else only
     if not real and group.exceptions:
         return group.exceptions[0]
     return group
@@ -123,7 +123,7 @@ async def open_session(
                     if process.running:
                         nursery.cancel_scope.cancel()  # left early: what is left of the output is not wanted
             except BaseExceptionGroup as group:
-                raise _unwrap(group) from None
+                raise unwrap_group(group) from None
         finally:
             process.stop_nowait()
 

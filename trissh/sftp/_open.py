@@ -7,21 +7,13 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from .._channels.launch import open_session
+from .._channels.launch import open_session, unwrap_group
 from .._channels.mux import ChannelMux
 from .._channels.process_io import DEVNULL, PIPE
 from ._client import SFTPClient
 from ._session import SFTPSession
 
 __all__ = ["open_sftp"]
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The caller's own error out of our nursery's group (our tasks never raise: they break the session)."""
-    real = [exc for exc in group.exceptions if not isinstance(exc, trio.Cancelled)] or list(group.exceptions)
-    if len(real) == 1:
-        return _single(real[0]) if isinstance(real[0], BaseExceptionGroup) else real[0]
-    return group
 
 
 @asynccontextmanager
@@ -45,4 +37,4 @@ async def open_sftp(mux: ChannelMux, subsystem: str = "sftp") -> AsyncIterator[S
                     session.close()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _single(group) from None
+            raise unwrap_group(group) from None
