@@ -435,8 +435,7 @@ class SFTPClient:
                     if name not in (".", ".."):
                         yield SFTPName(name, decode_name(entry.longname), entry.attrs)
         finally:
-            if self._session.error is None:
-                self._session.send(lambda: codec.close(handle))  # its reply is not waited for
+            self._session.close_nowait(handle)
 
     iterdir = scandir
 

@@ -116,10 +116,9 @@ async def _download_file(
                 await trio.to_thread.run_sync(lambda: writer.abort_sync(remove=not options.resume))
             raise
     finally:
-        # Read-only: the CLOSE's answer tells nothing, so it is not waited for.
-        if client._session.error is None and file.state is FileState.OPEN:
+        if file.state is FileState.OPEN:
             file.state = FileState.CLOSED
-            client._session.send(lambda: client._session.codec.close(file.handle))
+            client._session.close_nowait(file.handle)
 
 
 async def _receive_into(

@@ -138,10 +138,7 @@ class SFTPSession:
             return  # the session broke meanwhile
         if waiter.abandoned:
             if isinstance(response, Handle):
-                # An OPEN whose caller was cancelled went through: close what it opened.
-                request_id, packet = self.codec.close(response.handle)
-                self._waiting[request_id] = _abandoned()
-                self._outgoing.send_nowait(packet)
+                self.close_nowait(response.handle)  # an OPEN whose caller was cancelled went through
             return
         waiter.response = response
         waiter.event.set()
@@ -179,6 +176,14 @@ class SFTPSession:
         self._waiting[request_id] = waiter
         self._outgoing.send_nowait(packet)
         return waiter
+
+    def close_nowait(self, handle: bytes) -> None:
+        """Queue a CLOSE for ``handle`` whose answer is dropped (nothing waits for it): for handles
+        opened for reading or listing, and late ones, where the answer tells nothing."""
+        if self.error is None:
+            request_id, packet = self.codec.close(handle)
+            self._waiting[request_id] = _abandoned()
+            self._outgoing.send_nowait(packet)
 
     async def wait(self, waiter: _Waiter) -> Response:
         """The response for ``waiter``; a cancellation abandons it (see the module docstring)."""
