@@ -18,6 +18,7 @@ import pytest
 import trio
 from proxy import CutAfter
 from servers import InteropServer
+from test_integration import connect, trissh_tasks_once_idle
 
 import trissh
 from trissh.sftp import (
@@ -34,34 +35,13 @@ TIMEOUT = 30
 
 
 @asynccontextmanager
-async def connection(
-    server: SSHServer, proxy: tuple[str, int] | None = None, **kwargs: Any
-) -> AsyncIterator[trissh.SSHConnection]:
-    """A connection to ``server`` (through ``proxy`` when given)."""
-    host, port = proxy or (server.host, server.port)
-    known_hosts: Any = server.known_hosts
-    if proxy is not None:  # the same host keys, known under the proxy's port
-        text = server.known_hosts.read_text().replace(f"]:{server.port} ", f"]:{port} ")
-        known_hosts = trissh.KnownHosts.from_text(text)
-    async with trissh.connect(
-        host,
-        port,
-        username=server.username,
-        client_keys=[server.client_key],
-        known_hosts=known_hosts,
-        connect_timeout=10,
-        agent_path=None,
-        **kwargs,
-    ) as conn:
-        yield conn
-
-
-@asynccontextmanager
 async def sftp_session(
     server: SSHServer, proxy: tuple[str, int] | None = None, **kwargs: Any
 ) -> AsyncIterator[tuple[trissh.SSHConnection, SFTPClient]]:
-    """A connection and an SFTP session on it."""
-    async with connection(server, proxy, **kwargs) as conn, conn.open_sftp() as sftp:
+    """A connection (test_integration's, through ``proxy`` when given) and an SFTP session on it."""
+    if proxy is not None:
+        kwargs.update(host=proxy[0], port=proxy[1])
+    async with connect(server, **kwargs) as conn, conn.open_sftp() as sftp:
         yield conn, sftp
 
 
@@ -87,7 +67,7 @@ async def test_openssh_extensions_and_limits_size_the_transfers(sshd: SSHServer)
 
 async def test_the_connection_stays_usable_after_the_sftp_block(sshd: SSHServer, tmp_path: Path) -> None:
     with trio.fail_after(TIMEOUT):
-        async with connection(sshd) as conn:
+        async with connect(sshd) as conn:
             async with conn.open_sftp() as sftp:
                 await sftp.stat(str(tmp_path))
             assert not conn.is_closed
@@ -671,13 +651,12 @@ async def test_a_resumed_get_keeps_what_arrived_before_a_cut(
 async def test_a_64_mib_get_cancelled_part_way_leaves_nothing_and_the_connection_usable(
     sshd: SSHServer, tmp_path: Path, cancel_after: int
 ) -> None:
-    from test_integration import trissh_tasks_once_idle
 
     data = random_blob(64 * 1024 * 1024)
     (tmp_path / "big").write_bytes(data)
     (tmp_path / "out").mkdir()
     with trio.fail_after(TIMEOUT * 2):
-        async with connection(sshd) as conn:
+        async with connect(sshd) as conn:
             before = await trissh_tasks_once_idle()
             with trio.CancelScope() as scope:
                 async with conn.open_sftp() as sftp:
