@@ -899,3 +899,127 @@ async def run_file_operations(server: Server, root: Path) -> None:
     assert isinstance(limits, ExtendedReply) and len(limits.payload) == 32
     max_packet, max_read, max_write, _max_handles = struct.unpack(">4Q", limits.payload)
     assert max_packet == MAX_PACKET_LENGTH and 0 < max_read <= max_packet and 0 < max_write <= max_packet
+
+
+# --- DATA streamed from the pieces it arrives in --------------------------------------------------
+
+
+def _data_reply_pieces(rid: int, payload: bytes, piece: int) -> list[bytes]:
+    whole = reply(T.DATA, rid, string(payload))
+    return [whole[at : at + piece] for at in range(0, len(whole), piece)]
+
+
+def test_data_payload_is_kept_as_the_pieces_fed_not_copied() -> None:
+    codec = ready_codec()
+    codec.read(H, 0, 65536)
+    payload = os.urandom(65536)
+    pieces = _data_reply_pieces(0, payload, 16384)
+    got = feed_all(codec, pieces)
+    assert got == [Data(0, payload)]
+    (data,) = got
+    assert isinstance(data, Data) and data.size == 65536
+    # After the header's piece, every piece is the object fed (or a view of it), not a copy.
+    later = data.chunks[1:]
+    assert later and all(
+        chunk is piece or (isinstance(chunk, memoryview) and chunk.obj is piece)
+        for chunk, piece in zip(later, pieces[1:], strict=True)
+    )
+
+
+def test_streamed_data_and_the_next_reply_in_its_last_piece() -> None:
+    codec = ready_codec()
+    codec.read(H, 0, 100)
+    codec.close(H)
+    stream = reply(T.DATA, 0, string(b"x" * 100)) + reply(T.STATUS, 1, status_body(0))
+    got = feed_all(codec, [stream[:40], stream[40:]])
+    assert got == [Data(0, b"x" * 100), Status(1, 0, "", "en")]
+    assert codec.outstanding == 0
+
+
+def test_streamed_data_longer_than_asked_fails_at_its_header() -> None:
+    codec = ready_codec()
+    codec.read(H, 0, 10)
+    pieces = _data_reply_pieces(0, b"y" * 50, 20)
+    codec.receive_data(pieces[0])
+    with pytest.raises(SFTPProtocolError, match="has 50 bytes, more than the 10 its READ asked for"):
+        codec.next_response()
+
+
+def test_malformed_data_is_not_streamed_and_fails_once_whole() -> None:
+    codec = ready_codec()
+    codec.read(H, 0, 100)
+    # The string claims 20 bytes, the packet carries 30: a trailing rest the usual checks refuse.
+    bad = reply(T.DATA, 0, string(b"z" * 20) + b"!" * 10)
+    codec.receive_data(bad[:25])
+    assert codec.next_response() is None
+    codec.receive_data(bad[25:])
+    with pytest.raises(SFTPProtocolError, match="DATA"):
+        codec.next_response()
+
+
+def test_streamed_data_from_writable_memory_is_copied() -> None:
+    codec = ready_codec()
+    codec.read(H, 0, 64)
+    whole = reply(T.DATA, 0, string(b"a" * 64))
+    buffer = bytearray(whole[20:])
+    codec.receive_data(whole[:20])
+    assert codec.next_response() is None
+    codec.receive_data(memoryview(buffer))
+    data = codec.next_response()
+    buffer[:] = b"b" * len(buffer)  # the caller reuses its buffer
+    assert data == Data(0, b"a" * 64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=40))
+def test_any_split_gives_the_same_responses(cuts: list[int]) -> None:
+    """DATA streamed or parsed whole, STATUS and HANDLE around it: every way of cutting the stream into
+    pieces gives the same responses."""
+    codec = ready_codec()
+    codec.read(H, 0, 500)
+    codec.open(b"/f", 1, A)
+    codec.read(H, 500, 7)
+    codec.read(H, 507, 9)
+    stream = b"".join(
+        [
+            reply(T.DATA, 0, string(bytes(range(256)) + bytes(200))),
+            reply(T.HANDLE, 1, string(H)),
+            reply(T.DATA, 2, string(b"1234567")),
+            reply(T.STATUS, 3, status_body(StatusCode.EOF)),
+        ]
+    )
+    pieces, at = [], 0
+    for cut in itertools.cycle(cuts):
+        if at >= len(stream):
+            break
+        pieces.append(stream[at : at + cut])
+        at += cut
+    assert feed_all(codec, pieces) == [
+        Data(0, bytes(range(256)) + bytes(200)),
+        Handle(1, H),
+        Data(2, b"1234567"),
+        Status(3, StatusCode.EOF, "", "en"),
+    ]
+    assert codec.outstanding == 0
+
+
+@pytest.mark.parametrize("handle", [H, b"h" * 256, b""])
+@pytest.mark.parametrize("length", [0, 1, 4096])
+def test_write_in_place_builds_what_write_builds(handle: bytes, length: int) -> None:
+    from trissh.sftp._codec import WRITE_HEADER_ROOM
+
+    data = os.urandom(length)
+    packet = bytearray(WRITE_HEADER_ROOM + length)
+    packet[WRITE_HEADER_ROOM:] = data
+    rid_in_place, built = ready_codec().write_in_place(handle, 123456789, packet, length)
+    rid, expected = ready_codec().write(handle, 123456789, data)
+    assert (rid_in_place, bytes(built)) == (rid, expected)
+
+
+def test_write_in_place_refuses_data_past_its_buffer() -> None:
+    from trissh.sftp._codec import WRITE_HEADER_ROOM
+
+    codec = ready_codec()
+    with pytest.raises(ValueError, match="do not fit"):
+        codec.write_in_place(H, 0, bytearray(WRITE_HEADER_ROOM + 10), 11)
+    assert codec.outstanding == 0

@@ -24,9 +24,13 @@ __all__ = ["MAX_EXTENDED_ATTRS", "SFTPAttributes"]
 # only trying to make us allocate, and 64 leaves room for any real use.
 MAX_EXTENDED_ATTRS: Final = 64
 
-_KNOWN_FLAGS: Final = int(
-    AttrFlag.SIZE | AttrFlag.UIDGID | AttrFlag.PERMISSIONS | AttrFlag.ACMODTIME | AttrFlag.EXTENDED
-)
+# Plain ints: IntFlag arithmetic costs a Python call per operation, and every ATTRS is decoded here.
+_SIZE: Final = int(AttrFlag.SIZE)
+_UIDGID: Final = int(AttrFlag.UIDGID)
+_PERMISSIONS: Final = int(AttrFlag.PERMISSIONS)
+_ACMODTIME: Final = int(AttrFlag.ACMODTIME)
+_EXTENDED: Final = int(AttrFlag.EXTENDED)
+_KNOWN_FLAGS: Final = _SIZE | _UIDGID | _PERMISSIONS | _ACMODTIME | _EXTENDED
 _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
 _U32_PAIR: Final = struct.Struct(">II")
@@ -77,19 +81,19 @@ class SFTPAttributes:
         flags = 0
         parts: list[bytes] = [b""]
         if self.st_size is not None:
-            flags |= AttrFlag.SIZE
+            flags |= _SIZE
             parts.append(_U64.pack(self.st_size))
         if self.st_uid is not None and self.st_gid is not None:
-            flags |= AttrFlag.UIDGID
+            flags |= _UIDGID
             parts.append(_U32_PAIR.pack(self.st_uid, self.st_gid))
         if self.st_mode is not None:
-            flags |= AttrFlag.PERMISSIONS
+            flags |= _PERMISSIONS
             parts.append(_U32.pack(self.st_mode))
         if self.st_atime is not None and self.st_mtime is not None:
-            flags |= AttrFlag.ACMODTIME
+            flags |= _ACMODTIME
             parts.append(_U32_PAIR.pack(self.st_atime, self.st_mtime))
         if self.extended:
-            flags |= AttrFlag.EXTENDED
+            flags |= _EXTENDED
             parts.append(_U32.pack(len(self.extended)))
             for name, data in self.extended:
                 parts.append(string(name))
@@ -109,18 +113,18 @@ class SFTPAttributes:
         unknown = flags & ~_KNOWN_FLAGS
         if unknown:
             raise DecodeError(f"{reader.what}: ATTRS has unknown flag bits 0x{unknown:08x}")
-        size = reader.uint64() if flags & AttrFlag.SIZE else None
+        size = reader.uint64() if flags & _SIZE else None
         uid = gid = None
-        if flags & AttrFlag.UIDGID:
+        if flags & _UIDGID:
             uid = reader.uint32()
             gid = reader.uint32()
-        mode = reader.uint32() if flags & AttrFlag.PERMISSIONS else None
+        mode = reader.uint32() if flags & _PERMISSIONS else None
         atime = mtime = None
-        if flags & AttrFlag.ACMODTIME:
+        if flags & _ACMODTIME:
             atime = reader.uint32()
             mtime = reader.uint32()
         extended: tuple[tuple[str, bytes], ...] = ()
-        if flags & AttrFlag.EXTENDED:
+        if flags & _EXTENDED:
             count = reader.uint32()
             if count > MAX_EXTENDED_ATTRS:
                 raise DecodeError(

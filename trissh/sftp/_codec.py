@@ -26,7 +26,7 @@ receive buffer, copying only the fields handed out.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -47,12 +47,16 @@ __all__ = [
     "Response",
     "SFTPCodec",
     "Status",
+    "WRITE_HEADER_ROOM",
     "Version",
     "packet_name",
 ]
 
 # The draft caps handles at 256 bytes; OpenSSH's are 4.
 MAX_HANDLE_LENGTH: Final = 256
+# The longest WRITE header (length, type, id, handle, offset, data length): room left in front of the
+# data of a WRITE built in place (SFTPCodec.write_in_place).
+WRITE_HEADER_ROOM: Final = 4 + 1 + 4 + 4 + MAX_HANDLE_LENGTH + 8 + 4
 # OpenSSH announces about a dozen extensions; more than 64 is not a real server.
 MAX_VERSION_EXTENSIONS: Final = 64
 # Compact the receive buffer once this much consumed data sits in front of it.
@@ -60,6 +64,7 @@ _COMPACT_THRESHOLD: Final = 64 * 1024
 
 _U32: Final = struct.Struct(">I")
 _HEADER: Final = struct.Struct(">IBI")  # length, type, request id
+_DATA_HEADER: Final = struct.Struct(">IBII")  # length, DATA, request id, data length
 _INIT: Final = struct.Struct(">IBI").pack(5, PacketType.INIT, SFTP_VERSION)
 # The smallest NAME entry: empty filename, empty longname, flags word.
 _MIN_NAME_ENTRY: Final = 12
@@ -98,12 +103,38 @@ class Handle:
     handle: bytes
 
 
-@dataclass(frozen=True, slots=True)
 class Data:
-    """A DATA answer to READ. Fields: request_id, data (at most the length asked for)."""
+    """A DATA answer to READ (at most the length asked for).
 
-    request_id: int
-    data: bytes
+    Attributes:
+        request_id: the READ's id.
+        chunks: the bytes in order, as they arrived (pieces of the channel's packets, not joined: a
+            download hands them to one gathering write).
+        size: their total length.
+    """
+
+    __slots__ = ("chunks", "request_id", "size")
+
+    def __init__(self, request_id: int, data: bytes | Sequence[bytes | memoryview]) -> None:
+        self.request_id = request_id
+        self.chunks: Sequence[bytes | memoryview] = (data,) if isinstance(data, bytes) else data
+        self.size = sum(len(chunk) for chunk in self.chunks)
+
+    @property
+    def data(self) -> bytes:
+        """The bytes, joined (a copy when they came in several pieces)."""
+        chunks = self.chunks
+        return chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b"".join(chunks)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Data):
+            return NotImplemented
+        return self.request_id == other.request_id and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like the dataclasses beside it
+
+    def __repr__(self) -> str:
+        return f"Data(request_id={self.request_id}, size={self.size}, chunks={len(self.chunks)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +198,11 @@ def _check_range(kind: int, offset: int, length: int) -> None:
 
 def packet_name(kind: int) -> str:
     """A packet type for messages: ``"READ (5)"``, or ``"packet 77"`` when unknown."""
-    try:
-        return f"{PacketType(kind).name} ({kind})"
-    except ValueError:
-        return f"packet {kind}"
+    return _PACKET_NAMES.get(kind) or f"packet {kind}"
+
+
+# Made once: every response's parse names its packet (the Reader's label for errors).
+_PACKET_NAMES: Final = {int(kind): f"{kind.name} ({int(kind)})" for kind in PacketType}
 
 
 class SFTPCodec:
@@ -185,7 +217,18 @@ class SFTPCodec:
     writes), which leaves the codec unchanged.
     """
 
-    __slots__ = ("_buf", "_error", "_got_version", "_max_packet", "_next_id", "_pending", "_pos")
+    __slots__ = (
+        "_buf",
+        "_error",
+        "_got_version",
+        "_max_packet",
+        "_next_id",
+        "_pending",
+        "_pos",
+        "_ready",
+        "_stream_left",
+        "_streaming",
+    )
 
     def __init__(self, max_packet: int = MAX_PACKET_LENGTH) -> None:
         self._max_packet = max_packet
@@ -196,6 +239,10 @@ class SFTPCodec:
         self._pending: dict[int, tuple[int, int]] = {}
         self._got_version = False
         self._error: SFTPProtocolError | None = None
+        # A DATA whose payload is arriving piece by piece: (request id, pieces so far, size).
+        self._streaming: tuple[int, list[bytes | memoryview], int] | None = None
+        self._stream_left = 0
+        self._ready: Data | None = None  # a streamed DATA, complete, not handed out yet
 
     @property
     def max_packet(self) -> int:
@@ -253,6 +300,22 @@ class SFTPCodec:
         rid = self._allocate(_T.WRITE, size)
         head = struct.pack(f">IBII{n}sQI", size, _T.WRITE, rid, n, handle, offset, len(data))
         return rid, head + data
+
+    def write_in_place(
+        self, handle: bytes, offset: int, packet: bytearray, length: int
+    ) -> tuple[int, memoryview]:
+        """WRITE the ``length`` bytes that sit in ``packet`` at :data:`WRITE_HEADER_ROOM`: the header is
+        packed in front of them, so the data is never copied. Returns the id and the packet's bytes."""
+        _check_range(_T.WRITE, offset, length)
+        n = len(handle)
+        header = 4 + 1 + 4 + 4 + n + 8 + 4
+        size = header - 4 + length
+        if n > MAX_HANDLE_LENGTH or WRITE_HEADER_ROOM + length > len(packet):
+            raise ValueError(f"SFTP WRITE: {length} bytes and a {n}-byte handle do not fit the packet buffer")
+        rid = self._allocate(_T.WRITE, size)
+        start = WRITE_HEADER_ROOM - header
+        struct.pack_into(f">IBII{n}sQI", packet, start, size, _T.WRITE, rid, n, handle, offset, length)
+        return rid, memoryview(packet)[start : WRITE_HEADER_ROOM + length]
 
     def lstat(self, path: bytes) -> tuple[int, bytes]:
         """LSTAT: attributes of ``path`` itself, not following a final symlink."""
@@ -321,9 +384,18 @@ class SFTPCodec:
         return self._request(_T.EXTENDED, string(name) + b"".join(fields))
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Buffer bytes from the server; :meth:`next_response` parses them."""
+        """Take bytes from the server; :meth:`next_response` parses them.
+
+        Feed each piece as it arrives and pull the responses before the next piece: the payload of a
+        DATA is then kept as the pieces themselves (slices of ``data`` when it is bytes or a read-only
+        view, which the channel's are), not copied into the receive buffer.
+        """
         if self._error is not None:
             raise SFTPProtocolError(f"SFTP session already failed: {self._error}")
+        if self._streaming is not None:
+            data = self._stream(data)
+            if not data:
+                return
         buf = self._buf
         if self._pos:
             # Dropping the consumed front only now and then keeps the total
@@ -336,6 +408,30 @@ class SFTPCodec:
                 self._pos = 0
         buf += data
 
+    def _stream(self, data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+        """Add the front of ``data`` to the DATA being streamed; returns what follows it."""
+        streaming = self._streaming
+        assert streaming is not None
+        rid, chunks, _ = streaming
+        left = self._stream_left
+        if not isinstance(data, bytes) and not (isinstance(data, memoryview) and data.readonly):
+            data = bytes(data)  # writable memory the caller may reuse: keep a copy
+        if len(data) <= left:
+            chunks.append(data)
+            rest: bytes | memoryview = b""
+            left -= len(data)
+        else:
+            view = memoryview(data)
+            chunks.append(view[:left])
+            rest = view[left:]
+            left = 0
+        self._stream_left = left
+        if not left:
+            self._streaming = None
+            del self._pending[rid]
+            self._ready = Data(rid, chunks)
+        return rest
+
     def next_response(self) -> Response | None:
         """The next complete response, or None when more bytes are needed.
 
@@ -345,9 +441,12 @@ class SFTPCodec:
         """
         if self._error is not None:
             raise SFTPProtocolError(f"SFTP session already failed: {self._error}")
+        if self._ready is not None:
+            ready, self._ready = self._ready, None
+            return ready
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < 4:
+        if len(buf) - pos < 4 or self._streaming is not None:
             return None
         (length,) = _U32.unpack_from(buf, pos)
         try:
@@ -359,6 +458,8 @@ class SFTPCodec:
                 )
             end = pos + 4 + length
             if len(buf) < end:
+                if len(buf) - pos >= _DATA_HEADER.size and buf[pos + 4] == _T.DATA:
+                    self._start_stream(length)
                 return None
             response = self._parse(memoryview(buf)[pos + 4 : end])
         except SFTPProtocolError as exc:
@@ -367,12 +468,36 @@ class SFTPCodec:
         self._pos = end
         return response
 
+    def _start_stream(self, length: int) -> None:
+        """A DATA whose header is here and whose payload is not: take the payload as it comes.
+
+        Only a well-formed DATA is streamed (one string filling the packet, answering an
+        outstanding READ); anything else waits for its whole packet and the usual checks.
+        """
+        _, _, rid, size = _DATA_HEADER.unpack_from(self._buf, self._pos)
+        pending = self._pending.get(rid)
+        if not self._got_version or pending is None or pending[0] != _T.READ or size + 9 != length:
+            return
+        if size > pending[1]:
+            raise SFTPProtocolError(
+                f"SFTP: DATA (103) for request id {rid} has {size} bytes, "
+                f"more than the {pending[1]} its READ asked for"
+            )
+        start = self._pos + _DATA_HEADER.size
+        first = bytes(memoryview(self._buf)[start:])  # the payload's front came in with the header
+        self._buf.clear()
+        self._pos = 0
+        self._streaming = (rid, [first] if first else [], size)
+        self._stream_left = size - len(first)
+
     def _fail(self, exc: SFTPProtocolError) -> None:
         self._error = exc
         # A traceback may keep a memoryview of the old buffer alive, which
         # would forbid resizing it; nothing more is parsed anyway.
         self._buf = bytearray()
         self._pos = 0
+        self._streaming = None
+        self._ready = None
 
     def _parse(self, view: memoryview) -> Response:
         kind = view[0]

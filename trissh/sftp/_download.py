@@ -151,7 +151,7 @@ async def _receive_into(
     try:
         while (piece := await reads.next()) is not None:
             data = piece[1]
-            done += len(data)
+            done += data.size
             if size is not None and done > size:
                 raise SFTPTransferError(
                     StatusCode.FAILURE,
@@ -159,7 +159,7 @@ async def _receive_into(
                     remote,
                     bytes_confirmed=size,
                 )
-            await writer.add(data)
+            await writer.add(data.chunks, data.size)
             options.report(remote, done, max(total, done))
     finally:
         reads.abandon()

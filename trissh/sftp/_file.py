@@ -134,8 +134,8 @@ class SFTPFile:
         reads = self._client._read_ahead(self._handle, self._position, None, self.path)
         try:
             while (piece := await reads.next()) is not None:
-                self._position = piece[0] + len(piece[1])
-                yield piece[1]
+                self._position = piece[0] + piece[1].size
+                yield piece[1].data
         finally:
             reads.abandon()
 

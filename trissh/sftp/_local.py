@@ -12,16 +12,19 @@ import functools
 import os
 import secrets
 import stat as stat_module
+from collections.abc import Sequence
 from typing import Final
 
 import trio
 
 from ._attributes import SFTPAttributes
+from ._codec import WRITE_HEADER_ROOM
 
 __all__ = [
     "DISK_BLOCK",
     "NAME_MAX",
     "LocalWriter",
+    "WriteBuffers",
     "local_entries",
     "local_size",
     "open_and_read",
@@ -32,6 +35,8 @@ __all__ = [
 DISK_BLOCK: Final = 1024 * 1024
 #: The longest file name most file systems take (ext4, xfs, btrfs, tmpfs: NAME_MAX).
 NAME_MAX: Final = 255
+# The most buffers one pwritev takes (Linux: 1024).
+_IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
 def temporary_name(destination: str) -> str:
@@ -59,7 +64,7 @@ class LocalWriter:
         self._append = append
         self._fd: int | None = None
         # The pieces as received, written with one gathering write: no copy into a buffer of our own.
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes | memoryview] = []
         self._buffered = 0
         self._offset = start
 
@@ -73,18 +78,21 @@ class LocalWriter:
     def _flush_sync(self) -> None:
         fd = self._open()
         pieces, self._pieces, self._buffered = self._pieces, [], 0
-        while pieces:
-            written = os.pwritev(fd, pieces, self._offset)
+        done = 0  # pieces written
+        while done < len(pieces):
+            written = os.pwritev(fd, pieces[done : done + _IOV_MAX], self._offset)
             self._offset += written
-            while pieces and written >= len(pieces[0]):  # a short write: go on from where it stopped
-                written -= len(pieces.pop(0))
-            if written:
-                pieces[0] = pieces[0][written:]
+            while done < len(pieces) and written >= len(pieces[done]):
+                written -= len(pieces[done])
+                done += 1
+            if written:  # a short write: go on from where it stopped
+                pieces[done] = memoryview(pieces[done])[written:]
 
-    async def add(self, data: bytes) -> None:
-        self._pieces.append(data)
-        self._buffered += len(data)
-        if self._buffered >= DISK_BLOCK:
+    async def add(self, chunks: Sequence[bytes | memoryview], size: int) -> None:
+        """Queue ``chunks`` (``size`` bytes in all); written a block at a time."""
+        self._pieces.extend(chunks)
+        self._buffered += size
+        if self._buffered >= DISK_BLOCK or len(self._pieces) >= _IOV_MAX:
             await trio.to_thread.run_sync(self._flush_sync)
 
     def finish_sync(self, attrs: SFTPAttributes | None, rename_to: str | None) -> None:
@@ -153,10 +161,54 @@ def local_entries(
     return sorted(found, key=lambda item: item[0])
 
 
-def open_and_read(path: str, offset: int) -> tuple[int, bytes]:
+class WriteBuffers:
+    """Up to ``want`` bytes of a file read at ``offset`` into WRITE packets of ``chunk`` bytes each,
+    behind room for their headers (:meth:`SFTPCodec.write_in_place`): the data is read where it is
+    sent from, never copied.
+
+    Attributes:
+        packets: ``(buffer, data length)`` in file order; only the last may be short.
+        size: the bytes read (less than asked for only at end of file).
+    """
+
+    def __init__(self, fd: int, offset: int, want: int, chunk: int) -> None:
+        buffers = [bytearray(WRITE_HEADER_ROOM + min(chunk, want - at)) for at in range(0, want, chunk)]
+        views = [memoryview(buffer)[WRITE_HEADER_ROOM:] for buffer in buffers]
+        self.size = _read_into(fd, list(views), offset)  # it consumes the list it is given
+        self.packets: list[tuple[bytearray, int]] = []
+        left = self.size
+        for buffer, view in zip(buffers, views, strict=True):
+            if not left:
+                break
+            self.packets.append((buffer, min(left, len(view))))
+            left -= min(left, len(view))
+
+
+def _read_into(fd: int, views: list[memoryview], offset: int) -> int:
+    """Fill ``views`` from ``fd`` at ``offset`` until they are full or the file ends."""
+    total = 0
+    while views:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, views[:_IOV_MAX], offset + total)
+        else:  # one buffer at a time, through a copy
+            data = os.pread(fd, len(views[0]), offset + total)
+            views[0][: len(data)] = data
+            got = len(data)
+        if not got:
+            break
+        total += got
+        while views and got >= len(views[0]):
+            got -= len(views.pop(0))
+        if got:
+            views[0] = views[0][got:]
+    return total
+
+
+def open_and_read(path: str, offset: int, want: int, chunk: int) -> tuple[int, WriteBuffers]:
+    """Open ``path`` for reading and read its first :class:`WriteBuffers`, in one thread hop."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        return fd, os.pread(fd, DISK_BLOCK, offset)
+        return fd, WriteBuffers(fd, offset, want, chunk)
     except BaseException:
         os.close(fd)
         raise

@@ -58,6 +58,9 @@ class ReadAhead:
         self._size_hint = size_hint
         self._chunk = chunk
         self._depth = depth
+        # Requests are sent a few at a time, not one per reply: one channel write (and one wake-up of
+        # the server) carries several.
+        self._refill = max(1, depth // 4)
         self._path = path
         self._pending: deque[tuple[int, int, _Waiter]] = deque()
         self._done = False
@@ -68,6 +71,8 @@ class ReadAhead:
 
     def _fill(self) -> None:
         end = self._end
+        if self._pending and len(self._pending) > self._depth - self._refill:
+            return
         while len(self._pending) < self._depth and (end is None or self._next_offset < end):
             offset = self._next_offset
             length = self._chunk if end is None else min(self._chunk, end - offset)
@@ -76,7 +81,7 @@ class ReadAhead:
             self._pending.append((offset, length, self._request(offset, length)))
             self._next_offset = offset + length
 
-    async def next(self) -> tuple[int, bytes] | None:
+    async def next(self) -> tuple[int, Data] | None:
         """The next ``(offset, data)``, or None at end of file (or at ``end``)."""
         if self._done:
             return None
@@ -91,14 +96,14 @@ class ReadAhead:
             self.abandon()
             raise
         if isinstance(response, Data):
-            data = response.data
-            if not data:
+            size = response.size
+            if not size:
                 self.abandon()
                 raise SFTPProtocolError(f"{self._path or 'SFTP'}: the server sent an empty DATA reply")
-            if len(data) < length:  # a short read: the rest comes next, before anything later
-                rest = offset + len(data)
-                self._pending.appendleft((rest, length - len(data), self._request(rest, length - len(data))))
-            return offset, data
+            if size < length:  # a short read: the rest comes next, before anything later
+                rest = offset + size
+                self._pending.appendleft((rest, length - size, self._request(rest, length - size)))
+            return offset, response
         assert isinstance(response, Status)
         if response.code == StatusCode.EOF:
             self.abandon()
@@ -116,7 +121,8 @@ class ReadAhead:
         """Everything up to the end, joined."""
         out = bytearray()
         while (piece := await self.next()) is not None:
-            out += piece[1]
+            for chunk in piece[1].chunks:
+                out += chunk
         return out
 
 
@@ -138,14 +144,25 @@ class WritePipeline:
 
     async def write(self, offset: int, data: bytes | memoryview) -> None:
         """Queue one WRITE (at most the server's write length); waits while ``depth`` are in flight."""
-        if len(self._pending) < self._depth:
-            await trio.lowlevel.checkpoint()
-        while len(self._pending) >= self._depth:
-            await self._collect_one()
+        await self._wait_for_room()
         codec = self._session.codec
         handle = self._handle
         waiter = self._session.send(lambda: codec.write(handle, offset, data))
         self._pending.append((len(data), waiter))
+
+    async def write_in_place(self, offset: int, packet: bytearray, length: int) -> None:
+        """:meth:`write` for data already in a packet buffer (see ``SFTPCodec.write_in_place``)."""
+        await self._wait_for_room()
+        codec = self._session.codec
+        handle = self._handle
+        waiter = self._session.send(lambda: codec.write_in_place(handle, offset, packet, length))
+        self._pending.append((length, waiter))
+
+    async def _wait_for_room(self) -> None:
+        if len(self._pending) < self._depth:
+            await trio.lowlevel.checkpoint()
+        while len(self._pending) >= self._depth:
+            await self._collect_one()
 
     async def _collect_one(self) -> None:
         size, waiter = self._pending.popleft()

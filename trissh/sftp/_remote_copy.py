@@ -97,7 +97,7 @@ async def _copy_file(
             reads = client._read_ahead(reading.handle, 0, None, source)
             try:
                 while (piece := await reads.next()) is not None:
-                    offset, data = piece
+                    offset, data = piece[0], piece[1].data
                     for at in range(0, len(data), client.write_chunk):
                         await pipeline.write(offset + at, memoryview(data)[at : at + client.write_chunk])
                     options.report(source, offset + len(data), max(size, offset + len(data)))

@@ -41,6 +41,8 @@ log = logging.getLogger("trissh.sftp")
 
 # The writer joins queued packets into one channel write up to this size (a few CHANNEL_DATA packets).
 _BATCH_BYTES: Final = 256 * 1024
+# A packet this long is written as it is, not copied into a batch (a WRITE's data, built in place).
+_LARGE_PACKET: Final = 16 * 1024
 
 
 class SessionState(enum.Enum):
@@ -75,7 +77,7 @@ class SFTPSession:
         self.error: SSHError | None = None
         self._waiting: dict[int, _Waiter] = {}
         # Unbounded, but what waits here is bounded by the requests callers have in flight.
-        self._outgoing, self._to_write = trio.open_memory_channel[bytes](math.inf)
+        self._outgoing, self._to_write = trio.open_memory_channel[bytes | memoryview](math.inf)
         self._version = trio.Event()
 
     # --- running -------------------------------------------------------------------------------------
@@ -117,10 +119,10 @@ class SFTPSession:
                 parts = await stdout.receive_parts()
                 if not parts:
                     raise SFTPError(StatusCode.CONNECTION_LOST, "the server ended the SFTP session")
-                for part in parts:
+                for part in parts:  # one at a time, so that a DATA's payload is kept, not copied
                     codec.receive_data(part)
-                while (response := codec.next_response()) is not None:
-                    self._deliver(response)
+                    while (response := codec.next_response()) is not None:
+                        self._deliver(response)
         except SSHError as exc:
             self._break(exc)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -147,16 +149,28 @@ class SFTPSession:
         stdin = self.process.stdin
         try:
             async for packet in self._to_write:
+                # Let the other tasks woken with us queue their requests first: one write then
+                # carries them all (many files at once: an OPEN, READs and a CLOSE for each).
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                if len(packet) >= _LARGE_PACKET:
+                    await stdin.send_all(packet)
+                    continue
                 batch = [packet]
                 size = len(packet)
+                large = None  # a large packet met while batching: sent after the batch, not copied
                 while size < _BATCH_BYTES:
                     try:
                         more = self._to_write.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                    if len(more) >= _LARGE_PACKET:
+                        large = more
+                        break
                     batch.append(more)
                     size += len(more)
                 await stdin.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+                if large is not None:
+                    await stdin.send_all(large)
         except SSHError as exc:
             self._break(exc)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -168,7 +182,7 @@ class SFTPSession:
         if self.error is not None:
             raise self.error
 
-    def send(self, build: Callable[[], tuple[int, bytes]]) -> _Waiter:
+    def send(self, build: Callable[[], tuple[int, bytes | memoryview]]) -> _Waiter:
         """Queue the request ``build`` makes; returns its waiter (see :meth:`wait`)."""
         self.check_open()
         request_id, packet = build()

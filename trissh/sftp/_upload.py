@@ -15,7 +15,7 @@ from ._attributes import SFTPAttributes
 from ._constants import StatusCode
 from ._errors import SFTPError, SFTPTransferError
 from ._file import FileState, SFTPFile
-from ._local import DISK_BLOCK, local_entries, open_and_read
+from ._local import DISK_BLOCK, WriteBuffers, local_entries, open_and_read
 from ._pipeline import WritePipeline
 from ._session import _Waiter, check_status
 from ._transfer import Plan, TransferOptions
@@ -107,7 +107,9 @@ async def _upload_file(
     # opened read-only does not block, so it is done here, where a cancellation cannot skip it. The
     # first block is read in the same thread hop (for a small file: all of it).
     with trio.CancelScope(shield=True):
-        fd, first = await trio.to_thread.run_sync(open_and_read, local, start)
+        fd, first = await trio.to_thread.run_sync(
+            open_and_read, local, start, _want(client, start, size), client.write_chunk
+        )
     try:
         await trio.lowlevel.checkpoint_if_cancelled()
         file = await client.open(
@@ -125,7 +127,7 @@ async def _send_and_close(
     client: SFTPClient,
     file: SFTPFile,
     fd: int,
-    first: bytes,
+    first: WriteBuffers,
     start: int,
     size: int,
     st: os.stat_result,
@@ -169,28 +171,35 @@ async def _send_and_close(
         )
 
 
+def _want(client: SFTPClient, offset: int, size: int) -> int:
+    """How much to read at ``offset``: a block of whole WRITEs, or the rest of the file plus one byte
+    (which shows whether it grew)."""
+    block = client.write_chunk * max(1, DISK_BLOCK // client.write_chunk)
+    return min(block, max(size - offset, 0) + 1)
+
+
 async def _queue_writes(
     client: SFTPClient,
     pipeline: WritePipeline,
     fd: int,
-    block: bytes,
+    block: WriteBuffers,
     start: int,
     size: int,
     remote: str,
     options: TransferOptions,
 ) -> int:
     """Queue WRITEs for the local file from ``start`` (``block``: its first block, already read) to its
-    end; returns the end offset. A block shorter than DISK_BLOCK is the end (pread of a regular file
-    returns less only at the end), so a small file needs no second read."""
-    chunk = client.write_chunk
+    end; returns the end offset. A block shorter than asked for is the end (pread of a regular file
+    returns less only there), so a small file needs no second read."""
     offset = start
-    while block:
-        view = memoryview(block)
-        for at in range(0, len(view), chunk):
-            await pipeline.write(offset + at, view[at : at + chunk])
-        offset += len(block)
+    want = _want(client, start, size)
+    while block.size:
+        for packet, length in block.packets:
+            await pipeline.write_in_place(offset, packet, length)
+            offset += length
         options.report(remote, start + pipeline.confirmed, max(size, offset))
-        if len(block) < DISK_BLOCK or offset > size:
+        if block.size < want or offset > size:
             break
-        block = await trio.to_thread.run_sync(os.pread, fd, DISK_BLOCK, offset)
+        want = _want(client, offset, size)
+        block = await trio.to_thread.run_sync(WriteBuffers, fd, offset, want, client.write_chunk)
     return offset
