@@ -279,8 +279,7 @@ async def test_put_and_get_round_trip(sshd: SSHServer, tmp_path: Path, size: int
                 str(tmp_path / "remote" / "src"), str(tmp_path / "back"), progress=lambda *a: seen.append(a)
             )
             assert (tmp_path / "back").read_bytes() == data
-            if size:
-                assert seen[-1] == (str(tmp_path / "remote" / "src"), size, size)
+            assert seen[-1] == (str(tmp_path / "remote" / "src"), size, size)  # an empty file's too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["back", "remote", "src"]  # no temporary left
 
 

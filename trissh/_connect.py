@@ -12,12 +12,11 @@ ExceptionGroup of our tasks.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import math
 import os
 from collections.abc import AsyncIterator, Generator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Final, NoReturn
 
@@ -36,13 +35,13 @@ from ._auth.host_key_check import (
 from ._auth.key_sources import ClientKeys, KeySources, open_key_sources
 from ._auth.known_hosts import KnownHosts
 from ._auth.methods import AuthSettings, KbdintHandler, PasswordChangeHandler, PasswordSource
-from ._auth.userauth import AuthResult, authenticate, check_preferred_auth
-from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource
+from ._auth.userauth import AuthResult, authenticate
+from ._configured import configured_hop, configured_options, load_config
+from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource, build_options
 from ._driver import HostKeyVerifier, SSHClientTransport
-from ._errors import ChannelOpenError, ConnectionLost, DisconnectError, ProtocolError
-from ._jump import jump_chain, parse_proxy_jump
+from ._errors import ChannelOpenError, ConnectionLost, DisconnectError, ProtocolError, SSHError
+from ._jump import jump_chain
 from ._keepalive import keep_alive
-from ._options import algorithm_preferences
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
 from .connection import SSHConnection
 
@@ -126,16 +125,16 @@ class _AwaitedConnect:
 
 def connect(
     host: str,
-    port: int = 22,
+    port: int | None = None,
     *,
     username: str | None = None,
     password: PasswordSource = None,
     client_keys: ClientKeys = DEFAULT,
     passphrase: PassphraseSource = None,
     agent_path: str | os.PathLike[str] | Default | None = DEFAULT,
-    forward_agent: bool = False,
+    forward_agent: bool | None = None,
     known_hosts: object = DEFAULT,
-    host_key_policy: HostKeyPolicy = "strict",
+    host_key_policy: HostKeyPolicy | None = None,
     preferred_auth: Sequence[str] | str | None = None,
     kbdint_handler: KbdintHandler | None = None,
     password_change_handler: PasswordChangeHandler | None = None,
@@ -147,12 +146,13 @@ def connect(
     compression: bool | Sequence[str] | None = None,
     gex_bits: GexBits | tuple[int, int, int] | None = None,
     rekey_bytes: int | None = None,
-    rekey_seconds: float | None = 3600.0,
-    connect_timeout: float | None = 30.0,
+    rekey_seconds: float | Default | None = DEFAULT,
+    connect_timeout: float | Default | None = DEFAULT,
     keepalive_interval: float | None = None,
-    keepalive_count_max: int = 3,
+    keepalive_count_max: int | None = None,
     tunnel: SSHConnection | None = None,
     proxy_jump: str | None = None,
+    config: object = DEFAULT,
 ) -> AbstractAsyncContextManager[SSHConnection]:
     """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
 
@@ -239,57 +239,84 @@ def connect(
     """
     if tunnel is not None and not isinstance(tunnel, SSHConnection):
         raise TypeError(f"tunnel must be an SSHConnection, got {type(tunnel).__name__}")
-    options = ConnectOptions(
-        host=host,
-        port=port,
-        username=username or getpass.getuser(),
-        password=password,
-        client_keys=client_keys,
-        passphrase=passphrase,
-        agent_path=agent_path,
-        forward_agent=forward_agent,
-        known_hosts=known_hosts,
-        host_key_policy=host_key_policy,
-        preferred_auth=check_preferred_auth(preferred_auth),
-        kbdint_handler=kbdint_handler,
-        password_change_handler=password_change_handler,
-        banner_handler=banner_handler,
-        algorithms=algorithm_preferences(
-            kex_algs=kex_algs,
-            host_key_algs=host_key_algs,
-            ciphers=ciphers,
-            macs=macs,
-            compression=compression,
-        ),
-        host_key_algs_given=host_key_algs is not None,
-        gex_bits=GexBits.of(gex_bits),
-        rekey_bytes=rekey_bytes,
-        rekey_seconds=rekey_seconds,
-        connect_timeout=connect_timeout,
-        keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive_count_max,
-        tunnel=tunnel,
-        proxy_jump=parse_proxy_jump(proxy_jump),
-    )
+    arguments = {
+        "port": port,
+        "username": username,
+        "password": password,
+        "client_keys": client_keys,
+        "passphrase": passphrase,
+        "agent_path": agent_path,
+        "forward_agent": forward_agent,
+        "known_hosts": known_hosts,
+        "host_key_policy": host_key_policy,
+        "preferred_auth": preferred_auth,
+        "kbdint_handler": kbdint_handler,
+        "password_change_handler": password_change_handler,
+        "banner_handler": banner_handler,
+        "kex_algs": kex_algs,
+        "host_key_algs": host_key_algs,
+        "ciphers": ciphers,
+        "macs": macs,
+        "compression": compression,
+        "gex_bits": gex_bits,
+        "rekey_bytes": rekey_bytes,
+        "rekey_seconds": rekey_seconds,
+        "connect_timeout": connect_timeout,
+        "keepalive_interval": keepalive_interval,
+        "keepalive_count_max": keepalive_count_max,
+        "tunnel": tunnel,
+        "proxy_jump": proxy_jump,
+    }
+    # What the caller gave wins over the config. "Not given" is DEFAULT where None means something
+    # (no agent, no host key checking, no timeout), None elsewhere.
+    given = {
+        key: value
+        for key, value in arguments.items()
+        if not isinstance(value, Default) and (value is not None or key in _NONE_IS_A_VALUE)
+    }
+    options = build_options(host, given)  # checked now, before anything is read or sent
+    if config is None:
+        return _AwaitedConnect(_connect_options(options))
+    return _AwaitedConnect(_configured(host, given, config))
+
+
+# connect() keywords whose default is DEFAULT: passing None is a choice of its own.
+_NONE_IS_A_VALUE: Final = frozenset(
+    {"client_keys", "agent_path", "known_hosts", "rekey_seconds", "connect_timeout"}
+)
+
+
+def _connect_options(options: ConnectOptions) -> AbstractAsyncContextManager[SSHConnection]:
     if options.proxy_jump:
-        return _AwaitedConnect(jump_chain(options, _connected))
-    return _AwaitedConnect(_connected(options))
+        return jump_chain(options, _connected, prepare_hop=configured_hop if options.config else None)
+    return _connected(options)
+
+
+@asynccontextmanager
+async def _configured(host: str, given: dict[str, object], config: object) -> AsyncIterator[SSHConnection]:
+    """connect() with ssh_config applied: the files read and the host resolved in a worker thread
+    (disk, and ``Match exec`` when allowed), then connect as usual."""
+    loaded = await trio.to_thread.run_sync(load_config, config)
+    options = await configured_options(loaded, host, given)
+    async with _connect_options(options) as connection:
+        yield connection
 
 
 @asynccontextmanager
 async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
     known = _known_hosts(options.known_hosts, options.host_key_policy)
+    key_name = options.host_key_alias or options.host  # what known_hosts knows the host as
     prefs = replace(
         options.algorithms,
         host_key=host_key_preferences(
-            list(options.algorithms.host_key), known, options.host, options.port, options.host_key_algs_given
+            list(options.algorithms.host_key), known, key_name, options.port, options.host_key_algs_given
         ),
     )
     state = TransportState(
         prefs, rekey_bytes=options.rekey_bytes or DEFAULT_REKEY_BYTES, gex_bits=options.gex_bits
     )
     verifier = make_host_key_verifier(
-        known, options.host_key_policy, options.known_hosts, options.host, options.port
+        known, options.host_key_policy, options.known_hosts, key_name, options.port
     )
     try:
         async with trio.open_nursery() as nursery:
@@ -307,7 +334,9 @@ async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
             try:
                 if options.forward_agent:
                     connection._mux.enable_agent_forwarding(nursery, options.resolved_agent_path)
-                yield connection
+                connection.session_env = dict(options.session_env or {})
+                async with _config_forwards(connection, options):
+                    yield connection
             finally:
                 await connection.aclose()
                 nursery.cancel_scope.cancel()
@@ -315,6 +344,16 @@ async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
         error = _unwrap(group)
         # Hide the group, keep the error's own cause (the OSError behind a refused connection).
         raise error from error.__cause__
+
+
+def _config_forwards(connection: SSHConnection, options: ConnectOptions) -> AbstractAsyncContextManager[None]:
+    """The config's LocalForward, RemoteForward and DynamicForward, open as long as the connection."""
+    if not any(options.forwards):
+        return nullcontext()
+    from ._forwarding.specs import open_forwards
+
+    local, remote, dynamic = options.forwards
+    return open_forwards(connection, local, remote, dynamic)
 
 
 class _HandshakeBound:
@@ -380,10 +419,12 @@ async def _establish(
         if transport is not None:
             await transport.aclose()
         raise error from None
-    except BaseException:
+    except BaseException as exc:
         if transport is not None:
             with trio.CancelScope(shield=True):
                 await transport.aclose()
+        if options.proxy_command is not None and isinstance(exc, SSHError) and "ProxyCommand" not in str(exc):
+            exc.args = (f"{exc} (through ProxyCommand {options.proxy_command!r})",)
         raise
 
 
@@ -405,9 +446,13 @@ async def _bounded_handshake(
 async def _open_stream(options: ConnectOptions) -> trio.abc.Stream:
     """The byte stream the transport runs over: TCP, or a ``direct-tcpip`` channel of ``options.tunnel``."""
     tunnel = options.tunnel
+    if tunnel is None and options.proxy_command is not None:
+        from ._proxy_command import open_proxy_command
+
+        return await open_proxy_command(options.proxy_command)
     if tunnel is None:
         try:
-            return await trio.open_tcp_stream(options.host, options.port)
+            return await _open_tcp(options)
         except OSError as exc:
             raise _connect_error(options, exc) from exc
     via = f"{tunnel.transport.host}:{tunnel.transport.port}"
@@ -422,6 +467,18 @@ async def _open_stream(options: ConnectOptions) -> trio.abc.Stream:
         raise ConnectionLost(
             f"cannot connect to {options.where} via the tunnel through {via}: {exc}"
         ) from exc
+
+
+async def _open_tcp(options: ConnectOptions) -> trio.SocketStream:
+    """TCP to the host, from ``bind_address`` and over ``address_family`` when the config says so."""
+    host: str | bytes = options.host
+    if options.address_family is not None:  # resolve here, keeping only that family's addresses
+        family = trio.socket.AF_INET if options.address_family == "inet" else trio.socket.AF_INET6
+        found = await trio.socket.getaddrinfo(options.host, options.port, family, trio.socket.SOCK_STREAM)
+        if not found:
+            raise OSError(f"no {options.address_family} address for {options.host}")
+        host = str(found[0][4][0])
+    return await trio.open_tcp_stream(host, options.port, local_address=options.bind_address)
 
 
 async def _authenticate(

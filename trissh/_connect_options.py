@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._algorithms.kex import GexBits
 from ._auth.agent import default_agent_path
@@ -13,13 +15,18 @@ from ._auth.host_key_check import HostKeyPolicy
 from ._auth.key_sources import DEFAULT_KEYS, ClientKeys, Default
 from ._auth.key_sources import PassphraseSource as PassphraseSource
 from ._auth.methods import DEFAULT_PREFERRED_AUTH, KbdintHandler, PasswordChangeHandler, PasswordSource
+from ._auth.userauth import check_preferred_auth
+from ._jump import parse_proxy_jump
+from ._options import algorithm_preferences
 from ._transport.negotiate import AlgorithmPreferences
 
 if TYPE_CHECKING:
+    from ._config import SSHConfig
+    from ._config._values import Forward
     from ._jump import JumpHost
     from .connection import SSHConnection
 
-__all__ = ["DEFAULT", "ConnectOptions", "Default", "PassphraseSource"]
+__all__ = ["DEFAULT", "ConnectOptions", "Default", "PassphraseSource", "build_options"]
 
 #: Marks a keyword left at its default where None means something else (``client_keys``, ``agent_path``,
 #: ``known_hosts``); the key sources' own marker, so one value means "default" everywhere.
@@ -60,6 +67,21 @@ class ConnectOptions:
     tunnel: SSHConnection | None = None
     #: Jump hosts to go through, first hop first (``connect(proxy_jump=...)``, parsed).
     proxy_jump: tuple[JumpHost, ...] = ()
+    # From ssh_config only (see trissh._config.settings):
+    #: A shell command whose stdin and stdout are the connection (ProxyCommand).
+    proxy_command: str | None = None
+    #: The name the host key is looked up and recorded under instead of ``host`` (HostKeyAlias).
+    host_key_alias: str | None = None
+    address_family: str | None = None  # "inet" or "inet6" (AddressFamily); None: either
+    bind_address: str | None = None  # the local address to connect from (BindAddress)
+    #: Environment variables every session of the connection gets (SendEnv, SetEnv).
+    session_env: Mapping[str, str] | None = None
+    #: The config's (LocalForward, RemoteForward, DynamicForward), open as long as the connection.
+    forwards: tuple[tuple[Forward, ...], tuple[Forward, ...], tuple[Forward, ...]] = ((), (), ())
+    #: The config the connection was resolved with (jump hosts are resolved with it too), and the
+    #: keywords the caller gave (which win over it).
+    config: SSHConfig | None = None
+    given: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.tunnel is not None and self.proxy_jump:
@@ -93,3 +115,54 @@ class ConnectOptions:
     def where(self) -> str:
         """``host:port`` for messages."""
         return f"{self.host}:{self.port}"
+
+
+def build_options(
+    host: str,
+    settings: Mapping[str, Any],
+    *,
+    config: SSHConfig | None = None,
+    given: Mapping[str, object] | None = None,
+) -> ConnectOptions:
+    """:class:`ConnectOptions` from connect()'s keywords (``settings``; missing ones at their defaults)."""
+    get = settings.get
+    return ConnectOptions(
+        host=host,
+        port=get("port", 22),
+        username=get("username") or getpass.getuser(),
+        password=get("password"),
+        client_keys=get("client_keys", DEFAULT),
+        passphrase=get("passphrase"),
+        agent_path=get("agent_path", DEFAULT),
+        forward_agent=bool(get("forward_agent", False)),
+        known_hosts=get("known_hosts", DEFAULT),
+        host_key_policy=get("host_key_policy", "strict"),
+        preferred_auth=check_preferred_auth(get("preferred_auth")),
+        kbdint_handler=get("kbdint_handler"),
+        password_change_handler=get("password_change_handler"),
+        banner_handler=get("banner_handler"),
+        algorithms=algorithm_preferences(
+            kex_algs=get("kex_algs"),
+            host_key_algs=get("host_key_algs"),
+            ciphers=get("ciphers"),
+            macs=get("macs"),
+            compression=get("compression"),
+        ),
+        host_key_algs_given=get("host_key_algs") is not None,
+        gex_bits=GexBits.of(get("gex_bits")),
+        rekey_bytes=get("rekey_bytes"),
+        rekey_seconds=get("rekey_seconds", 3600.0),
+        connect_timeout=get("connect_timeout", 30.0),
+        keepalive_interval=get("keepalive_interval"),
+        keepalive_count_max=get("keepalive_count_max", 3),
+        tunnel=get("tunnel"),
+        proxy_jump=parse_proxy_jump(get("proxy_jump")),
+        proxy_command=get("proxy_command"),
+        host_key_alias=get("host_key_alias"),
+        address_family=get("address_family"),
+        bind_address=get("bind_address"),
+        session_env=get("session_env") or None,
+        forwards=get("forwards", ((), (), ())),
+        config=config,
+        given=dict(given or {}),
+    )

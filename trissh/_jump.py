@@ -36,9 +36,9 @@ passes ``connect_one`` (``trissh._connect._connected``).
 from __future__ import annotations
 
 import getpass
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from ._errors import SSHError
@@ -68,6 +68,8 @@ class JumpHost:
     host: str
     port: int = 22
     user: str | None = None
+    #: Whether the port was written (``host:2222``); if not, a jump host's config may give one.
+    port_given: bool = field(default=False, compare=False)
 
     @property
     def where(self) -> str:
@@ -112,7 +114,7 @@ def _parse_hop(text: str, spec: str) -> JumpHost:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise bad(f"port must be 1..65535, got {port_text!r}")
         port = int(port_text)
-    return JumpHost(host, port, user)
+    return JumpHost(host, port, user, port_given=port_text is not None)
 
 
 def parse_proxy_jump(spec: str | None) -> tuple[JumpHost, ...]:
@@ -167,6 +169,8 @@ def name_hop(exc: SSHError, hop: str, label: str) -> None:
 async def jump_chain(
     options: ConnectOptions,
     connect_one: Callable[[ConnectOptions], AbstractAsyncContextManager[SSHConnection]],
+    *,
+    prepare_hop: Callable[[ConnectOptions, JumpHost], Awaitable[ConnectOptions]] | None = None,
 ) -> AsyncIterator[SSHConnection]:
     """Connect through ``options.proxy_jump`` hop by hop and yield the connection to the destination.
 
@@ -185,7 +189,10 @@ async def jump_chain(
         previous_where = ""
         for number, hop in enumerate(hops, 1):
             try:
-                previous = await stack.enter_async_context(connect_one(_hop_options(options, hop, previous)))
+                hop_options = _hop_options(options, hop, previous)
+                if prepare_hop is not None:  # e.g. the hop's own ssh_config entry
+                    hop_options = replace(await prepare_hop(hop_options, hop), tunnel=previous)
+                previous = await stack.enter_async_context(connect_one(hop_options))
             except SSHError as exc:
                 name_hop(exc, hop.where, f"at jump host {hop.where} (hop {number} of {total})")
                 raise

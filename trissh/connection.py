@@ -56,6 +56,14 @@ class SSHConnection:
         self._transport = transport
         self._mux = ChannelMux(transport)
         self.auth = auth or AuthResult()
+        #: Environment variables every session started here gets (the config's SendEnv and SetEnv),
+        #: under those a call passes in ``env``.
+        self.session_env: dict[str, str] = {}
+
+    def _env(self, env: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        if not self.session_env:
+            return env
+        return {**self.session_env, **(env or {})}
 
     @property
     def host_key(self) -> PublicKey:
@@ -143,7 +151,7 @@ class SSHConnection:
             input=input,
             stdout=stdout,
             stderr=stderr,
-            env=env,
+            env=self._env(env),
             term_type=term_type,
             term_size=term_size,
             term_modes=term_modes,
@@ -180,7 +188,7 @@ class SSHConnection:
             stdout=stdout,
             stderr=stderr,
             subsystem=subsystem is not None,
-            env=env,
+            env=self._env(env),
             term_type=term_type,
             term_size=term_size,
             term_modes=term_modes,
@@ -212,7 +220,7 @@ class SSHConnection:
             stdout=stdout,
             stderr=stderr,
             shell=True,
-            env=env,
+            env=self._env(env),
             term_type=term_type,
             term_size=term_size if term_type is not None else None,
             term_modes=term_modes,

@@ -12,6 +12,7 @@ from ._errors import ConfigError
 from ._reader import ConfigFile, read_config, read_text
 from ._resolve import Resolution, resolve
 from ._tokens import PROXY_COMMAND_TOKENS, home_of, local_user_name
+from ._values import Forward
 
 __all__ = ["AlgorithmLists", "ResolvedConfig", "SSHConfig", "StrPath"]
 
@@ -98,6 +99,16 @@ class SSHConfig:
     def from_text(cls, text: str, name: str = "<string>", *, allow_exec: bool = False) -> SSHConfig:
         """A config given as text (a user config named ``name`` in messages); mainly for tests."""
         return cls([read_text(text, name)], allow_exec=allow_exec)
+
+    def followed_by(self, other: SSHConfig) -> SSHConfig:
+        """This config's files, then ``other``'s, as one config: this one's values win (first obtained
+        wins), as ssh's command-line options win over its files. ``Match exec`` runs if either allows."""
+        return SSHConfig([*self._files, *other._files], allow_exec=self._allow_exec or other._allow_exec)
+
+    @property
+    def allow_exec(self) -> bool:
+        """Whether ``Match exec`` commands run (:meth:`load`)."""
+        return self._allow_exec
 
     def _resolve(
         self,
@@ -214,9 +225,9 @@ class ResolvedConfig:
     forward_agent: bool | str | None = None
     send_env: tuple[str, ...] | None = None
     set_env: Mapping[str, str] | None = None
-    local_forwards: tuple[str, ...] | None = None
-    remote_forwards: tuple[str, ...] | None = None
-    dynamic_forwards: tuple[str, ...] | None = None
+    local_forwards: tuple[Forward, ...] | None = None
+    remote_forwards: tuple[Forward, ...] | None = None
+    dynamic_forwards: tuple[Forward, ...] | None = None
     batch_mode: bool | None = None
     address_family: str | None = None
     bind_address: str | None = None
@@ -293,9 +304,9 @@ class ResolvedConfig:
             else (agent == "yes" if agent in ("yes", "no") else str(agent)),
             send_env=seq("sendenv"),
             set_env={k: val for k, _, val in (e.partition("=") for e in r.state.set_env)} or None,
-            local_forwards=seq("localforward"),
-            remote_forwards=seq("remoteforward"),
-            dynamic_forwards=seq("dynamicforward"),
+            local_forwards=tuple(f for f in r.state.local_forwards if not f.is_dynamic) or None,
+            remote_forwards=tuple(r.state.remote_forwards) or None,
+            dynamic_forwards=tuple(f for f in r.state.local_forwards if f.is_dynamic) or None,
             batch_mode=_flag(single.get("batchmode")),
             address_family=str(d["addressfamily"]) if "addressfamily" in d else None,
             bind_address=str(d["bindaddress"]) if "bindaddress" in d else None,

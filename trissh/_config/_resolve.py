@@ -300,6 +300,8 @@ class Resolution:
             out["identityfile"] = [path for path, _ in st.identity_files]
         if st.certificate_files:
             out["certificatefile"] = [path for path, _ in st.certificate_files]
+        # As ssh -G prints them: its dump counts a forward with no connect host (a unix socket
+        # target) as dynamic too; ResolvedConfig uses Forward.is_dynamic, what ssh acts on.
         dynamic = [f.format(True) for f in st.local_forwards if f.connect_host in (None, "socks")]
         local = [f.format(False) for f in st.local_forwards if f.connect_host != "socks"]
         remote = [f.format(False) for f in st.remote_forwards]

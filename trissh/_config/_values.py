@@ -169,6 +169,11 @@ class Forward:
     connect_port: int
     connect_path: str | None
 
+    @property
+    def is_dynamic(self) -> bool:
+        """A SOCKS forward (DynamicForward, or RemoteForward with no target)."""
+        return self.connect_host == "socks"
+
     def format(self, dynamic: bool) -> str:
         """The spec as ssh -G prints it (``dump_cfg_forwards``)."""
 

@@ -163,6 +163,8 @@ async def _receive_into(
             options.report(remote, done, max(total, done))
     finally:
         reads.abandon()
+    if done == start:  # nothing to copy: one report all the same, so every file has its last one
+        options.report(remote, done, max(total, done))
     if size is not None and done != size:
         raise SFTPTransferError(
             StatusCode.FAILURE,

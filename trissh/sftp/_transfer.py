@@ -35,7 +35,8 @@ from .._errors import SSHError
 
 __all__ = ["Job", "Plan", "Progress", "TransferOptions", "run_all"]
 
-#: ``progress(path, bytes_done, bytes_total)``, called as a file's data moves (``path``: its source).
+#: ``progress(remote_path, bytes_done, bytes_total)``, called as a file's data moves; its last call, once
+#: the file is complete, has ``bytes_done == bytes_total``.
 Progress: TypeAlias = Callable[[str, int, int], None]
 
 

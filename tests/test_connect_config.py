@@ -1,0 +1,198 @@
+"""connect() with ssh_config(5), against a real sshd: an alias alone is enough, explicit keywords win,
+jump hosts and ProxyCommand come from the config, and what the config opens (forwards) is open."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+import trissh
+from trissh._channels.streams import ChannelStream
+from trissh._config import ConfigError, SSHConfig
+from trissh.testing import SSHServer
+
+pytestmark = pytest.mark.timeout(60)
+TIMEOUT = 30
+
+
+def alias_config(sshd: SSHServer, extra: str = "", name: str = "alias") -> str:
+    return f"""
+Host {name}
+  HostName 127.0.0.1
+  Port {sshd.port}
+  User {sshd.username}
+  IdentityFile {sshd.client_key}
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile {sshd.known_hosts}
+{extra}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config"
+    path.write_text(text)
+    return path
+
+
+async def echo(conn: trissh.SSHConnection, text: str = "ok") -> bytes:
+    return (await conn.run(f"echo {text}", check=True)).stdout
+
+
+async def test_an_alias_alone_connects_with_the_configs_host_port_user_and_key(
+    sshd: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trissh.connect("alias")`` with no other argument: ~/.ssh/config read by default (~ is the
+    password database's home, as for ssh: pointed at a temporary one here)."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(alias_config(sshd))
+    (tmp_path / ".ssh" / "config").chmod(0o600)
+    monkeypatch.setattr("trissh._config._config.home_of", lambda: str(tmp_path))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias") as conn:
+            assert await echo(conn) == b"ok\n"
+            assert conn.transport.port == sshd.port
+
+
+async def test_explicit_keywords_win_over_the_config(sshd: SSHServer, tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        alias_config(sshd)
+        .replace(f"Port {sshd.port}", "Port 1")
+        .replace(f"User {sshd.username}", "User nobody-here"),
+    )
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias", sshd.port, username=sshd.username, config=config) as conn:
+            assert await echo(conn) == b"ok\n"
+        # The config's port, when none is given:
+        with pytest.raises(trissh.ConnectionLost, match=r"127\.0\.0\.1:1\b"):
+            async with trissh.connect("alias", config=config):
+                pass
+
+
+async def test_config_none_reads_no_config(
+    sshd: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host *\n  ProxyCommand false\n")  # would break it
+    monkeypatch.setattr("trissh._config._config.home_of", lambda: str(tmp_path))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect(
+            sshd.host,
+            sshd.port,
+            username=sshd.username,
+            client_keys=[sshd.client_key],
+            known_hosts=sshd.known_hosts,
+            agent_path=None,
+            config=None,
+        ) as conn:
+            assert await echo(conn) == b"ok\n"
+
+
+async def test_proxy_jump_names_another_alias(sshd: SSHServer, tmp_path: Path) -> None:
+    text = alias_config(sshd, name="bastion") + alias_config(sshd, "  ProxyJump bastion", name="inner")
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("inner", config=write(tmp_path, text)) as conn:
+            assert await echo(conn) == b"ok\n"
+            assert isinstance(conn.transport.stream, ChannelStream)  # it runs over the bastion's channel
+
+
+async def test_proxy_command_carries_the_connection(sshd: SSHServer, tmp_path: Path) -> None:
+    """ProxyCommand: here trissh's own ``-W``, through the same config's other alias."""
+    path = tmp_path / "config"
+    proxy = f"ProxyCommand {sys.executable} -m trissh -q -F {path} -W %h:%p bastion"
+    path.write_text(alias_config(sshd, name="bastion") + alias_config(sshd, "  " + proxy, name="inner"))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("inner", config=path) as conn:
+            assert await echo(conn) == b"ok\n"
+            assert not isinstance(conn.transport.stream, trio.SocketStream)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("false", r"ProxyCommand 'false' closed its output \(exited with status 1\)"),
+        ("echo garbage", r"ProxyCommand 'echo garbage'"),
+    ],
+)
+async def test_a_proxy_command_that_fails_is_named(
+    sshd: SSHServer, tmp_path: Path, command: str, expected: str
+) -> None:
+    config = write(tmp_path, alias_config(sshd, f"  ProxyCommand {command}"))
+    with (
+        trio.fail_after(TIMEOUT),
+        pytest.raises((trissh.ConnectionLost, trissh.ProtocolError), match=expected),
+    ):
+        async with trissh.connect("alias", config=config):
+            pass
+
+
+async def test_config_forwards_are_open_while_connected(sshd: SSHServer, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write(tmp_path, alias_config(sshd, f"  LocalForward 127.0.0.1:{port} 127.0.0.1:{sshd.port}"))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias", config=config):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                assert (await stream.receive_some(100)).startswith(b"SSH-2.0-")  # sshd, through the forward
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream("127.0.0.1", port)  # closed with the connection
+
+
+async def test_config_ciphers_and_host_key_alias_apply(sshd: SSHServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    line = sshd.known_hosts.read_text().splitlines()[0]
+    known.write_text("other-name " + line.split(" ", 1)[1] + "\n")  # the key known under another name only
+    text = alias_config(
+        sshd, "  Ciphers aes128-ctr\n  MACs hmac-sha2-256-etm@openssh.com\n  HostKeyAlias other-name"
+    )
+    config = write(tmp_path, text.replace(str(sshd.known_hosts), str(known)))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias", config=config) as conn:
+            assert conn.negotiated.client_to_server.cipher == "aes128-ctr"
+            assert await echo(conn) == b"ok\n"
+
+
+async def test_accept_new_from_the_config_learns_the_key(sshd: SSHServer, tmp_path: Path) -> None:
+    known = tmp_path / "learned"
+    text = alias_config(sshd, "  StrictHostKeyChecking accept-new").replace(str(sshd.known_hosts), str(known))
+    config = write(tmp_path, text)
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias", config=config) as conn:
+            assert await echo(conn) == b"ok\n"
+    assert known.read_text().count("\n") == 1
+    strict = write(tmp_path, alias_config(sshd).replace(str(sshd.known_hosts), str(tmp_path / "empty")))
+    (tmp_path / "empty").write_text("")
+    with trio.fail_after(TIMEOUT), pytest.raises(trissh.HostKeyNotVerifiable):
+        async with trissh.connect("alias", config=strict):
+            pass
+
+
+async def test_set_env_reaches_the_command(tmp_path: Path) -> None:
+    from trissh.testing import start_sshd
+
+    with start_sshd(extra_config=["AcceptEnv TRISSH_*"]) as server:
+        config = write(tmp_path, alias_config(server, "  SetEnv TRISSH_ONE=1 TRISSH_TWO=two"))
+        with trio.fail_after(TIMEOUT):
+            async with trissh.connect("alias", config=config) as conn:
+                result = await conn.run("echo $TRISSH_ONE-$TRISSH_TWO", check=True)
+                assert result.stdout == b"1-two\n"
+                result = await conn.run("echo $TRISSH_ONE", env={"TRISSH_ONE": "mine"}, check=True)
+                assert result.stdout == b"mine\n"  # a call's own env wins
+
+
+async def test_a_bad_config_line_names_file_and_line(tmp_path: Path) -> None:
+    config = write(tmp_path, "Host x\n  Port 22\n  Port banana\n")
+    with trio.fail_after(TIMEOUT), pytest.raises(ConfigError, match=r"config line 3"):
+        async with trissh.connect("x", config=config):
+            pass
+
+
+def test_an_sshconfig_object_is_accepted() -> None:
+    assert isinstance(SSHConfig.from_text("Host a\n HostName b\n").lookup("a")["hostname"], str)
