@@ -24,10 +24,12 @@ __all__ = [
     "CASES",
     "CIPHERS",
     "CLIENTS",
+    "DEFAULT_CASES",
     "ETM_MAC",
     "FORWARD_CASES",
     "FORWARD_CIPHERS",
     "FULL",
+    "OPT_IN_CASES",
     "QUICK",
     "SFTP_CASES",
     "TRANSFER_CASES",
@@ -42,6 +44,7 @@ CASES: Final = (
     "download",
     "upload",
     "handshake",
+    "command",
     "fanout",
     "channels",
     "forward",
@@ -51,6 +54,14 @@ CASES: Final = (
     "sftp-small-get",
     "sftp-small-put",
 )
+
+#: Cases run only when asked for by name (``--cases handshake command``). ``command``: each client's command
+#: line runs ``true`` on the server (``trissh host true``, a minimal AsyncSSH script, ``ssh host true``),
+#: timed from outside as a whole process, interpreter start-up, imports and connect included.
+OPT_IN_CASES: Final = ("command",)
+
+#: What runs when no ``--cases`` are given.
+DEFAULT_CASES: Final = tuple(case for case in CASES if case not in OPT_IN_CASES)
 
 #: The bulk-transfer cases: one variant per cipher.
 TRANSFER_CASES: Final = ("download", "upload")
@@ -89,8 +100,8 @@ class Sizes:
     connections from one process), channels (concurrent sessions on one connection), channel_bytes (output of
     each session), forward_bytes (per forwarded download or upload), streams (concurrent direct-tcpip
     streams on one connection), stream_bytes (sent on each stream), sftp_files (files in the SFTP small-file
-    cases' tree; their big file is transfer_bytes), sftp_file_bytes (each of those files), timeout (seconds
-    a worker may take before it is killed).
+    cases' tree; their big file is transfer_bytes), sftp_file_bytes (each of those files), commands (client
+    processes per command worker), timeout (seconds a worker may take before it is killed).
     """
 
     rounds: int
@@ -104,6 +115,7 @@ class Sizes:
     stream_bytes: int
     sftp_files: int
     sftp_file_bytes: int
+    commands: int
     timeout: float
 
 
@@ -120,6 +132,7 @@ FULL: Final = Sizes(
     stream_bytes=1 << 20,
     sftp_files=1000,
     sftp_file_bytes=4 << 10,
+    commands=10,
     timeout=600.0,
 )
 
@@ -136,5 +149,6 @@ QUICK: Final = Sizes(
     stream_bytes=64 << 10,
     sftp_files=20,
     sftp_file_bytes=4 << 10,
+    commands=2,
     timeout=60.0,
 )

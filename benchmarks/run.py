@@ -60,10 +60,12 @@ from benchmarks import (
     CASES,
     CIPHERS,
     CLIENTS,
+    DEFAULT_CASES,
     ETM_MAC,
     FORWARD_CASES,
     FORWARD_CIPHERS,
     FULL,
+    OPT_IN_CASES,
     QUICK,
     SFTP_CASES,
     TRANSFER_CASES,
@@ -94,6 +96,7 @@ NOT_RUN: Final = {
     ("streams", "ssh"): "many direct-tcpip streams on one connection: an ssh process carries one (-W), or a "
     "listener (-L: the forward case)",
     ("forward", "paramiko"): "no local port forwarding in paramiko's API (only its demos/forward.py)",
+    ("command", "paramiko"): "no command-line client (paramiko is a library only)",
 }
 
 #: The Python package behind each client (None: a program).
@@ -168,6 +171,10 @@ METRICS: Final = (
            lambda r: r["result"]["cpu_per_handshake"] * 1e3),
     Metric("handshake", "cold", "cold, process", "ms", "lower", "whole process",
            lambda r: r["result"]["cold"] * 1e3),
+    Metric("command", "wall", "`true`, process", "ms", "lower", "whole process",
+           lambda r: r["result"]["median"] * 1e3),
+    Metric("command", "cpu", "CPU, process", "ms", "lower", "whole process",
+           lambda r: r["result"]["cpu_median"] * 1e3),
     *(
         metric
         for case in ("fanout", "channels", "streams")
@@ -203,6 +210,8 @@ class Plan:
             return self.ciphers
         if case == "handshake":
             return (f"{s.handshakes}x ed25519",)
+        if case == "command":
+            return (f"{s.commands}x host true",)
         if case == "fanout":
             return (f"{s.fanout_connections} conns",)
         if case == "forward":
@@ -221,6 +230,7 @@ class Plan:
             "download": (s.transfer_bytes, 1),
             "upload": (s.transfer_bytes, 1),
             "handshake": (0, s.handshakes),
+            "command": (0, s.commands),
             "fanout": (0, s.fanout_connections),
             "channels": (s.channel_bytes, s.channels),
             "forward": (s.forward_bytes, 1),
@@ -532,7 +542,11 @@ for the trees, the file count and a combined sha256); "transfer" starts once the
 (for ssh: the sftp process and its ssh, connect included), "process" leaves the check out.
 sftp-small-*: the whole tree, recursively (trissh: get/put with recursive=True, AsyncSSH: recurse=True,
 ssh: sftp -b with get -R / put -R); Paramiko has no recursive get or put, so a loop over listdir does one
-file at a time, as a user writes it. forward, streams and sftp-* force {cipher}."""
+file at a time, as a user writes it. forward, streams and sftp-* force {cipher}. command (by name only):
+the client's command line runs `true` on the server, a fresh process each time, timed from outside (wall
+and user+sys CPU, median over the worker's processes): `trissh -p PORT -i KEY --known-hosts FILE --batch
+-n user@host true`, a minimal AsyncSSH script (connect, run, exit), `ssh ... user@host true`. Every
+client's Python bytecode is compiled beforehand, as an installed package's is."""
 
 
 def notes(summary: list[Record], kex: dict[str, str]) -> str:
@@ -656,8 +670,9 @@ def _parse(argv: Sequence[str]) -> tuple[Plan, Path, argparse.Namespace]:
     )
     parser.add_argument("--quick", action="store_true", help="every case at a tiny size, one round (< 1 min)")
     parser.add_argument("--rounds", type=int, help=f"rounds (default {FULL.rounds}, quick {QUICK.rounds})")
-    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), metavar="CASE",
-                        help=f"cases to run (default: all of {', '.join(CASES)})")  # fmt: skip
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(DEFAULT_CASES), metavar="CASE",
+                        help=f"cases to run (default: all of {', '.join(DEFAULT_CASES)}; "
+                        f"by name only: {', '.join(OPT_IN_CASES)})")  # fmt: skip
     parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS), metavar="CLIENT",
                         help=f"clients to compare (default: all of {', '.join(CLIENTS)})")  # fmt: skip
     parser.add_argument("--ciphers", nargs="+", choices=CIPHERS, default=list(CIPHERS), metavar="CIPHER",
@@ -701,11 +716,36 @@ def write_results(out: Path, data: Record, quick: bool) -> tuple[Path, Path]:
     return dated, latest
 
 
+def compile_bytecode() -> list[str]:
+    """Write the bytecode of trissh and of this harness, as an installed package has it; return the folders.
+
+    pip compiles a package's modules when it installs it (AsyncSSH's and Paramiko's ``.pyc`` files are in
+    site-packages), but trissh is usually installed editable from this checkout, whose bytecode only exists
+    once some interpreter has written it, and under ``PYTHONDONTWRITEBYTECODE`` (set in many containers and
+    CI images) none ever does. Every worker would then compile every trissh module afresh, some 100 ms on
+    a slow core, and the start-up figures ("cold", "command") would measure the compiler, not the client.
+    So the run compiles both packages first, once (``compileall`` writes even when that variable is set; an
+    up-to-date ``.pyc`` is left alone). The harness is the same for every client; compiling it too only
+    takes noise out of the figures.
+    """
+    import compileall
+
+    folders: list[str] = []
+    for package in ("trissh", "benchmarks"):
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(folder, quiet=1)
+            folders.append(folder)
+    return folders
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; return 0, or 1 if anything failed."""
     argv = list(sys.argv[1:] if argv is None else argv)
     plan, out, _ = _parse(argv)
     from trissh.testing import start_sshd
+
+    compiled = compile_bytecode()
 
     missing = {c: why for c in plan.clients if (why := _client_status(c))}
     for client, why in missing.items():
@@ -746,6 +786,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "forward_ciphers": FORWARD_CIPHERS,
         "sshd_config": list(SSHD_CONFIG),
         "machine": machine,
+        "bytecode_compiled": compiled,
         "missing_clients": missing,
         "not_run": {f"{case}/{client}": why for (case, client), why in NOT_RUN.items()},
         "kex": kex,

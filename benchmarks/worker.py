@@ -818,6 +818,76 @@ def _ssh_not_comparable(job: Job) -> Result:
     raise Unsupported(f"the {job.case} case is not run for the ssh client")
 
 
+# --- command: each client's command line, a whole process ---------------------------------------------------
+
+# A minimal AsyncSSH client for `host true`, as a user would write it, run with `python -c`. Its options are
+# the handshake case's (no ~/.ssh/config, no agent), as `ssh -F none -o IdentitiesOnly=yes` has them too.
+_ASYNCSSH_COMMAND: Final = """\
+import asyncio, sys
+import asyncssh
+
+async def main(host, port, user, key, known_hosts, command):
+    async with asyncssh.connect(
+        host, int(port), username=user, client_keys=[key], known_hosts=known_hosts,
+        config=None, agent_path=None,
+    ) as conn:
+        return (await conn.run(command)).exit_status
+
+sys.exit(asyncio.run(main(*sys.argv[1:])))
+"""
+
+
+def _trissh_command_line() -> list[str]:
+    """trissh's command line: the ``trissh`` entry point beside this interpreter, else ``python -m``."""
+    script = Path(sys.executable).with_name("trissh")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "trissh.cli"]
+
+
+def _command_argv(job: Job, command: str) -> list[str]:
+    if job.client == "trissh":
+        return [
+            *_trissh_command_line(),
+            "-p", str(job.port), "-i", str(job.key), "--known-hosts", str(job.known_hosts), "--batch", "-n",
+            f"{job.user}@{job.host}", command,
+        ]  # fmt: skip
+    if job.client == "asyncssh":
+        return [
+            sys.executable, "-c", _ASYNCSSH_COMMAND,
+            job.host, str(job.port), job.user, str(job.key), str(job.known_hosts), command,
+        ]  # fmt: skip
+    return _ssh_argv(job, command=command)
+
+
+def _command(job: Job) -> Result:
+    """Run the client's command line ``count`` times, each a fresh process; wall and CPU of each."""
+    argv = _command_argv(job, "true")
+    walls: list[float] = []
+    cpus: list[float] = []
+    for _ in range(job.count):
+        meter = Meter(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=job.timeout
+        )
+        wall, cpu = meter.stop()
+        if proc.returncode != 0:
+            lines = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            tail = " | ".join(lines) or "(no message)"
+            raise DataError(f"{job.client}'s `true` exited with status {proc.returncode}: {tail}")
+        walls.append(wall)
+        cpus.append(cpu)
+    return {
+        "times": walls,
+        "cpu_times": cpus,
+        "median": statistics.median(walls),
+        "cpu_median": statistics.median(cpus),
+        "count": len(walls),
+    }
+
+
+def _no_command_line(job: Job) -> Result:
+    raise Unsupported(f"{job.client} has no command-line client")
+
+
 # --- dispatch -----------------------------------------------------------------------------------------------
 
 
@@ -863,6 +933,10 @@ _RUNNERS: Final[dict[tuple[str, str], Callable[[Job], Result]]] = {
     ("ssh", "handshake"): _ssh_handshake,
     ("ssh", "fanout"): _ssh_not_comparable,
     ("ssh", "channels"): _ssh_not_comparable,
+    ("trissh", "command"): _command,
+    ("asyncssh", "command"): _command,
+    ("paramiko", "command"): _no_command_line,
+    ("ssh", "command"): _command,
 }
 
 

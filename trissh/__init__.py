@@ -12,12 +12,11 @@ connection can do.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Final
 
-from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
-from ._auth.agent import SSHAgentClient
 from ._auth.keys import (
     PassphraseRequired,
     PrivateKey,
@@ -53,20 +52,35 @@ from ._transport.negotiate import DirectionAlgorithms, Negotiated
 from .connection import SSHConnection
 
 if TYPE_CHECKING:
+    from ._algorithms.certificates import Certificate
+    from ._auth.agent import SSHAgentClient
     from .sftp import SFTPClient, SFTPError, SFTPTransferError
 
 __version__ = "0.1.0"
 
-# SFTP's public names, imported when first used: `import trissh` (the CLI's start-up) does not load SFTP.
-_SFTP_NAMES: Final = ("SFTPClient", "SFTPError", "SFTPTransferError")
+# Public names whose modules a typical connection never needs, by the module that defines them: imported
+# when first used, so that `import trissh` (the CLI's start-up) loads neither SFTP, nor the certificate
+# parser (until a certificate appears), nor the ssh-agent client (until an agent is used).
+_LAZY_NAMES: Final = {
+    "Certificate": "._algorithms.certificates",
+    "SSHAgentClient": "._auth.agent",
+    "SFTPClient": ".sftp",
+    "SFTPError": ".sftp",
+    "SFTPTransferError": ".sftp",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SFTP_NAMES:
-        from . import sftp
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trissh' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
 
-        return getattr(sftp, name)
-    raise AttributeError(f"module 'trissh' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

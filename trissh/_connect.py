@@ -18,11 +18,10 @@ import os
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import trio
 
-from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
 from ._auth.exchange import BannerHandler
@@ -44,6 +43,9 @@ from ._jump import jump_chain
 from ._keepalive import keep_alive
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
 from .connection import SSHConnection
+
+if TYPE_CHECKING:
+    from ._algorithms.certificates import Certificate
 
 __all__ = ["HANDSHAKE_TIMEOUT", "ConnectTimeout", "connect"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._algorithms.kex import GexBits
-from ._auth.agent import default_agent_path
+from ._auth.agent_path import default_agent_path
 from ._auth.exchange import BannerHandler
 from ._auth.host_key_check import HostKeyPolicy
 from ._auth.key_sources import DEFAULT_KEYS, ClientKeys, Default

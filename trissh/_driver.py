@@ -58,13 +58,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
 
 from . import _messages as msg
 from . import _socket_io
-from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._algorithms.kex import GexBits
 from ._errors import DisconnectReason, ProtocolError, SSHError
@@ -79,6 +78,9 @@ from ._transport.events import PacketReceived
 from ._transport.negotiate import Negotiated
 from ._transport.state import DEFAULT_REKEY_BYTES, TransportState
 from ._wire import Reader, byte, string
+
+if TYPE_CHECKING:
+    from ._algorithms.certificates import Certificate
 
 __all__ = [
     "CLOSE_FLUSH_TIMEOUT",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS
+from ._algorithms import kex
+from ._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS
 from ._algorithms.ciphers import CIPHERS, DEFAULT_CIPHERS, DEFAULT_MACS, MACS
 from ._algorithms.compression import COMPRESSION_METHODS, COMPRESSION_WHEN_ASKED, DEFAULT_COMPRESSION
 from ._algorithms.hostkeys import DEFAULT_HOST_KEY_ALGORITHMS, HOST_KEY_ALGORITHMS
-from ._algorithms.kex import DEFAULT_KEX_ALGORITHMS, KEX_METHODS
 from ._transport.negotiate import AlgorithmPreferences
 
 __all__ = ["algorithm_preferences", "validated_names"]
@@ -57,7 +57,8 @@ def algorithm_preferences(
     elif compression is True:
         compression = COMPRESSION_WHEN_ASKED
     return AlgorithmPreferences(
-        kex=validated_names(kex_algs, KEX_METHODS, DEFAULT_KEX_ALGORITHMS, "key exchange"),
+        # The default kex list is read here, not at import: it probes the installed cryptography once.
+        kex=validated_names(kex_algs, kex.KEX_METHODS, kex.DEFAULT_KEX_ALGORITHMS, "key exchange"),
         host_key=validated_names(
             host_key_algs,
             [*HOST_KEY_ALGORITHMS, *CERT_SIGNATURE_ALGORITHMS],

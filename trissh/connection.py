@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from ._algorithms.certificates import Certificate
 from ._algorithms.hostkeys import PublicKey
 from ._auth.userauth import AuthResult
 from ._channels.direct import open_tcp_stream, open_unix_stream
@@ -29,6 +28,7 @@ from ._forwarding.remote import Destination, RemoteForward
 from ._transport.negotiate import Negotiated
 
 if TYPE_CHECKING:
+    from ._algorithms.certificates import Certificate
     from .sftp import SFTPClient
 
 __all__ = ["SSHConnection"]

@@ -46,6 +46,14 @@ from typing import Final
 
 from .._errors import KeyImportError
 from .._wire import DecodeError, Reader, string
+from .cert_names import (
+    CERT_HOST_KEY_ALGORITHMS,
+    CERT_KEY_TYPES,
+    CERT_SIGNATURE_ALGORITHMS,
+    LEGACY_CERT_HOST_KEY_ALGORITHMS,
+    cert_algorithm,
+    is_certificate_type,
+)
 from .hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
 
 __all__ = [
@@ -67,43 +75,6 @@ __all__ = [
     "parse_certificate",
     "parse_openssh_certificate_line",
 ]
-
-#: Certificate key type -> the plain key type it certifies.
-CERT_KEY_TYPES: Final[Mapping[str, str]] = {
-    "ssh-ed25519-cert-v01@openssh.com": "ssh-ed25519",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com": "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com": "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com": "ecdsa-sha2-nistp521",
-    "ssh-rsa-cert-v01@openssh.com": "ssh-rsa",
-}
-
-#: Certificate signature algorithm (as negotiated, or named in a publickey
-#: request) -> the plain signature algorithm its signatures are made with.
-CERT_SIGNATURE_ALGORITHMS: Final[Mapping[str, str]] = {
-    "ssh-ed25519-cert-v01@openssh.com": "ssh-ed25519",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com": "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com": "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com": "ecdsa-sha2-nistp521",
-    "rsa-sha2-512-cert-v01@openssh.com": "rsa-sha2-512",
-    "rsa-sha2-256-cert-v01@openssh.com": "rsa-sha2-256",
-    "ssh-rsa-cert-v01@openssh.com": "ssh-rsa",  # SHA-1: legacy, only by name
-}
-
-#: Certificate host key algorithms in the order they are offered, when they are
-#: (see :func:`trissh._auth.host_key_check.host_key_preferences`: only for a
-#: host that a ``@cert-authority`` line covers). No legacy (SHA-1) entry.
-CERT_HOST_KEY_ALGORITHMS: Final[tuple[str, ...]] = (
-    "ssh-ed25519-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "rsa-sha2-512-cert-v01@openssh.com",
-    "rsa-sha2-256-cert-v01@openssh.com",
-)
-#: Certificate algorithms negotiated only when a caller names them.
-LEGACY_CERT_HOST_KEY_ALGORITHMS: Final[frozenset[str]] = frozenset({"ssh-rsa-cert-v01@openssh.com"})
-
-_CERT_BY_PLAIN: Final[Mapping[str, str]] = {plain: cert for cert, plain in CERT_SIGNATURE_ALGORITHMS.items()}
 
 #: Signature algorithms a CA may sign certificates with. Not ``ssh-rsa``
 #: (SHA-1): OpenSSH 8.2 dropped it from its default CASignatureAlgorithms, and
@@ -135,22 +106,6 @@ _SUBJECT_FIELDS: Final[Mapping[str, int]] = {
     "ecdsa-sha2-nistp521": 2,
     "ssh-rsa": 2,  # mpint e, mpint n
 }
-
-
-def cert_algorithm(plain_algorithm: str) -> str:
-    """The certificate form of a plain signature algorithm.
-
-    ``rsa-sha2-512`` -> ``rsa-sha2-512-cert-v01@openssh.com``.
-
-    Raises:
-        KeyError: ``plain_algorithm`` has no certificate form.
-    """
-    return _CERT_BY_PLAIN[plain_algorithm]
-
-
-def is_certificate_type(name: str) -> bool:
-    """Whether ``name`` is a certificate key type or certificate signature algorithm."""
-    return name in CERT_KEY_TYPES or name in CERT_SIGNATURE_ALGORITHMS
 
 
 class CertType(enum.IntEnum):

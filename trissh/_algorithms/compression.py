@@ -11,14 +11,19 @@ nothing an unauthenticated client sends reaches the server's zlib.
 A small packet may inflate to far more than it was on the wire: inflation is
 bounded by :data:`MAX_INFLATED_PAYLOAD` per packet (OpenSSH's own packet size
 limit), and a packet that would inflate past it ends the connection.
+
+This module holds the names and the rules of when a stream starts; the deflate
+streams themselves are :mod:`trissh._algorithms.zlib_streams`, imported when a
+connection first compresses (most never do; :class:`Compressor` and
+:class:`Decompressor` are importable from here too, loading it then).
 """
 
 from __future__ import annotations
 
-import zlib
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .._errors import DisconnectReason, ProtocolError
+if TYPE_CHECKING:
+    from .zlib_streams import Compressor, Decompressor
 
 __all__ = [
     "COMPRESSION_METHODS",
@@ -43,68 +48,6 @@ DELAYED: Final = frozenset({"zlib@openssh.com"})
 #: The most one packet's payload may inflate to.
 MAX_INFLATED_PAYLOAD: Final = 256 * 1024
 
-# OpenSSH's level: compression costs CPU on every packet; 6 is zlib's own default balance.
-_LEVEL: Final = 6
-
-
-class Compressor:
-    """The sending direction's deflate stream."""
-
-    __slots__ = ("_flush", "_stream")
-
-    def __init__(self) -> None:
-        self._stream = zlib.compressobj(_LEVEL)
-        self._flush = zlib.Z_PARTIAL_FLUSH
-
-    def compress(
-        self, payload: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview = b""
-    ) -> bytes:
-        """``payload + tail`` compressed and flushed: a whole packet's payload."""
-        stream = self._stream
-        out = stream.compress(payload)
-        if tail:
-            out += stream.compress(tail)
-        return out + stream.flush(self._flush)
-
-
-class Decompressor:
-    """The receiving direction's inflate stream, bounded per packet."""
-
-    __slots__ = ("_stream",)
-
-    def __init__(self) -> None:
-        self._stream = zlib.decompressobj()
-
-    def decompress(self, seq: int, data: bytes | bytearray | memoryview) -> bytes:
-        """One packet's payload inflated.
-
-        Raises:
-            ProtocolError: the data is not valid deflate data, or inflates past
-                :data:`MAX_INFLATED_PAYLOAD`.
-        """
-        stream = self._stream
-        try:
-            payload = stream.decompress(data, MAX_INFLATED_PAYLOAD)
-        except zlib.error as exc:
-            raise ProtocolError(
-                f"packet {seq}: compressed payload is corrupt ({exc})", DisconnectReason.COMPRESSION_ERROR
-            ) from None
-        if stream.unconsumed_tail:
-            raise ProtocolError(
-                f"packet {seq}: compressed payload inflates past {MAX_INFLATED_PAYLOAD} bytes",
-                DisconnectReason.COMPRESSION_ERROR,
-            )
-        if stream.eof:
-            raise ProtocolError(
-                f"packet {seq}: compressed stream ended (a partial flush never ends it)",
-                DisconnectReason.COMPRESSION_ERROR,
-            )
-        if not payload:
-            raise ProtocolError(
-                f"packet {seq}: compressed payload inflates to nothing", DisconnectReason.COMPRESSION_ERROR
-            )
-        return payload
-
 
 def _starts_now(method: str, authenticated: bool) -> bool:
     return method == "zlib" or (method in DELAYED and authenticated)
@@ -112,9 +55,25 @@ def _starts_now(method: str, authenticated: bool) -> bool:
 
 def compressor_for(method: str, authenticated: bool) -> Compressor | None:
     """The stream to start for ``method`` now (None: not compressing yet, or at all)."""
-    return Compressor() if _starts_now(method, authenticated) else None
+    if not _starts_now(method, authenticated):
+        return None
+    from .zlib_streams import Compressor
+
+    return Compressor()
 
 
 def decompressor_for(method: str, authenticated: bool) -> Decompressor | None:
     """As :func:`compressor_for`, for the receiving direction."""
-    return Decompressor() if _starts_now(method, authenticated) else None
+    if not _starts_now(method, authenticated):
+        return None
+    from .zlib_streams import Decompressor
+
+    return Decompressor()
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Compressor", "Decompressor"):
+        from . import zlib_streams
+
+        return getattr(zlib_streams, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

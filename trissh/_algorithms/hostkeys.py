@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias, final
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -343,13 +343,16 @@ def public_key_from_crypto(key: CryptoPublicKey) -> PublicKey:
         KeyImportError: for another key type or curve, or an RSA key under 1024 bits.
     """
     if isinstance(key, ed25519.Ed25519PublicKey):
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        blob = string("ssh-ed25519") + string(raw)
+        blob = string("ssh-ed25519") + string(key.public_bytes_raw())
     elif isinstance(key, ec.EllipticCurvePublicKey):
         curve = _CURVE_BY_CRYPTO_NAME.get(key.curve.name)
         if curve is None:
             raise KeyImportError(f"unsupported elliptic curve {key.curve.name}")
-        point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        # Imported here, not at the top: cryptography's serialization package loads its SSH key file
+        # parser (and bcrypt), which a connection that reads no key file never needs.
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         blob = string(f"ecdsa-sha2-{curve}") + string(curve) + string(point)
     elif isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()

@@ -41,7 +41,6 @@ from types import TracebackType
 from typing import Final
 
 import trio
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .._algorithms.certificates import (
@@ -54,6 +53,7 @@ from .._algorithms.certificates import (
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
 from .._errors import AgentError, KeyImportError
 from .._wire import DecodeError, Reader, byte, mpint, string, uint32
+from .agent_path import AUTH_SOCK_ENV, default_agent_path
 from .identity import Identity
 from .keys import PrivateKey
 
@@ -73,9 +73,6 @@ log = logging.getLogger("trissh.agent")
 #: use the same limit (AGENT_MAX_LEN): it holds hundreds of keys and
 #: certificates, and a length beyond it is a broken or hostile agent, not data.
 MAX_AGENT_MESSAGE: Final = 256 * 1024
-
-#: The environment variable naming the agent's socket.
-AUTH_SOCK_ENV: Final = "SSH_AUTH_SOCK"
 
 #: FIDO security key types (and their certificates), which trissh cannot use.
 SECURITY_KEY_TYPES: Final[frozenset[str]] = frozenset(
@@ -130,11 +127,6 @@ _RSA_FLAGS: Final = {
 # The smallest key entry in IDENTITIES_ANSWER: two empty strings.
 _MIN_KEY_ENTRY: Final = 8
 _U32_MAX: Final = 0xFFFFFFFF
-
-
-def default_agent_path() -> str | None:
-    """The agent socket named by ``$SSH_AUTH_SOCK``, or None when it is unset or empty."""
-    return os.environ.get(AUTH_SOCK_ENV) or None
 
 
 class SSHAgentClient:
@@ -468,10 +460,8 @@ def _private_key_fields(key: PrivateKey, certificate: Certificate | None) -> byt
     crypto = key.crypto_key
     if isinstance(crypto, ed25519.Ed25519PrivateKey):
         # §4.2.3: string ENC(A) || string k || ENC(A), the 64-byte form OpenSSH keeps.
-        public = crypto.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        seed = crypto.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
+        public = crypto.public_key().public_bytes_raw()
+        seed = crypto.private_bytes_raw()
         public_fields = b""
         private_fields = string(public) + string(seed + public)
     elif isinstance(crypto, ec.EllipticCurvePrivateKey):

@@ -20,16 +20,19 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import trio
 
-from .._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS, Certificate
+from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS
 from .._algorithms.hostkeys import PublicKey
 from .._errors import KeyImportError
 from .identity import Identity
 from .key_files import PassphraseRequired, read_private_key
 from .private_key import PrivateKey
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["FileIdentity", "KeyPath", "PassphraseSource", "ask_passphrase"]
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from .._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS, Certificate, cert_algorithm
+from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS, cert_algorithm
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey
 from .._errors import HostKeyNotVerifiable
 from .known_hosts import (
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
     from .._driver import HostKeyVerifier
 
 log = logging.getLogger("trissh.host_key")

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .._algorithms.certificates import (
-    CERT_SIGNATURE_ALGORITHMS,
-    Certificate,
-    cert_algorithm,
-)
+from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS, cert_algorithm
 from .._algorithms.hostkeys import PublicKey
 from .private_key import PrivateKey, rsa_signature_algorithms
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["Identity", "KeyIdentity", "rsa_signature_algorithms"]
 

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Final
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .._algorithms.hostkeys import PublicKey, decode_public_key, parse_openssh_public_key
@@ -249,6 +248,9 @@ def _import_openssh(data: bytes, password: bytes | None, where: str) -> PrivateK
     encrypted = info.cipher != "none"
     if encrypted and password is None:
         raise PassphraseRequired(f"{where} is encrypted: a passphrase is needed")
+    # Imported when a key file is first read: cryptography's serialization loads its SSH parser and bcrypt.
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_ssh_private_key(data, password if encrypted else None)
     except UnsupportedAlgorithm as exc:
@@ -272,6 +274,9 @@ def _import_pem(data: bytes, password: bytes | None, where: str) -> PrivateKey:
     encrypted = is_encrypted(data)
     if encrypted and password is None:
         raise PassphraseRequired(f"{where} is encrypted: a passphrase is needed")
+    # Imported when a key file is first read: cryptography's serialization loads its SSH parser and bcrypt.
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(data, password if encrypted else None)
     except UnsupportedAlgorithm as exc:

@@ -53,14 +53,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 import trio
 
-from .._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS, Certificate, parse_certificate
+from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS, is_certificate
 from .._algorithms.hostkeys import PublicKey
 from .._errors import AgentError, KeyImportError
-from .agent import AUTH_SOCK_ENV, AgentIdentity, SSHAgentClient, default_agent_path
+from .agent_path import AUTH_SOCK_ENV, default_agent_path
 from .file_identity import FileIdentity, KeyPath, PassphraseSource, ask_passphrase
 from .identity import Identity, KeyIdentity
 from .key_file_reading import read_key_file
@@ -68,6 +68,10 @@ from .key_files import PassphraseRequired, inspect_private_key, read_private_key
 from .private_key import PrivateKey
 from .public_key_files import read_public_key
 from .user_certificates import CertOrigin, certificate_beside, certificate_fits, read_certificate_file
+
+if TYPE_CHECKING:  # the agent client and the certificate parser are imported when first needed
+    from .._algorithms.certificates import Certificate
+    from .agent import AgentIdentity, SSHAgentClient
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -103,7 +107,7 @@ DEFAULT_AGENT: Final = Default.DEFAULT
 DEFAULT_KEY_NAMES: Final = ("id_rsa", "id_ecdsa", "id_ed25519")
 
 #: A certificate: parsed, as its wire blob, or the path of a ``*-cert.pub`` file.
-CertificateSource: TypeAlias = Certificate | bytes | KeyPath
+CertificateSource: TypeAlias = "Certificate | bytes | KeyPath"
 #: One ``client_keys`` item.
 ClientKey: TypeAlias = KeyPath | PrivateKey | Identity | tuple[PrivateKey | KeyPath, CertificateSource]
 #: What ``client_keys`` accepts: one item, a sequence of them, None (no keys) or :data:`DEFAULT_KEYS`.
@@ -313,9 +317,11 @@ def _pub_file_key(path: str) -> PublicKey | None:
 
 def _certificate(source: object, key: PublicKey | None, what: str) -> Certificate:
     """A certificate given in a pair, parsed; checked against ``key`` when it is known."""
-    if isinstance(source, Certificate):
-        certificate = source
+    if is_certificate(source):
+        certificate = cast("Certificate", source)
     elif isinstance(source, bytes):
+        from .._algorithms.certificates import parse_certificate
+
         try:
             certificate = parse_certificate(source)
         except KeyImportError as exc:
@@ -400,7 +406,7 @@ def _is_pair(value: object) -> bool:
     return (
         isinstance(value, tuple)
         and len(value) == 2
-        and isinstance(value[1], Certificate | bytes)
+        and (isinstance(value[1], bytes) or is_certificate(value[1]))
         and isinstance(value[0], PrivateKey | str | os.PathLike)
     )
 
@@ -467,6 +473,8 @@ async def open_key_sources(
         agent_note = "no agent: agent_path=None"
     client: SSHAgentClient | None = None
     if path is not None:
+        from .agent import SSHAgentClient  # imported only when there is an agent to use
+
         client = SSHAgentClient(path)
         try:
             await client.__aenter__()

@@ -56,16 +56,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hmac import compare_digest
 from pathlib import Path
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from .._algorithms.certificates import Certificate, CertProblem, CertType, check_certificate
 from .._algorithms.hostkeys import SUPPORTED_KEY_TYPES, PublicKey, decode_public_key
 from .._errors import KeyImportError
 from .._wire import DecodeError, Reader
 from .host_patterns import PatternMatcher
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate, CertProblem
 
 __all__ = [
     "CertificateStatus",
@@ -401,6 +403,9 @@ class KnownHosts:
         for entries in sets:
             for entry in entries:
                 if entry.marker is Marker.CERT_AUTHORITY and entry.key == certificate.signature_key:
+                    # Imported here: only a host certificate gets this far (see user_certificates too).
+                    from .._algorithms.certificates import CertType, check_certificate
+
                     problem = check_certificate(
                         certificate, cert_type=CertType.HOST, principal=host.lower(), now=now
                     )

@@ -20,7 +20,6 @@ import os
 from typing import Final
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .._algorithms.hostkeys import (
@@ -89,6 +88,9 @@ def _public_key_line(line: bytes, where: str) -> PublicKey:
 
 
 def _pem_public_key(data: bytes, where: str) -> PublicKey:
+    # Imported when a key file is first read: cryptography's serialization loads its SSH parser and bcrypt.
+    from cryptography.hazmat.primitives import serialization
+
     try:
         crypto_key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:

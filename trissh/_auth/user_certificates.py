@@ -19,12 +19,14 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .._algorithms.certificates import Certificate, CertType, parse_openssh_certificate_line
 from .._algorithms.hostkeys import PublicKey
 from .._errors import KeyImportError
 from .key_file_reading import read_key_file
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["CertOrigin", "certificate_beside", "certificate_fits", "read_certificate_file"]
 
@@ -53,6 +55,8 @@ def read_certificate_file(path: str) -> Certificate:
         stripped = line.strip()
         if stripped and not stripped.startswith(b"#"):
             try:
+                from .._algorithms.certificates import parse_openssh_certificate_line
+
                 return parse_openssh_certificate_line(stripped)
             except KeyImportError as exc:
                 raise KeyImportError(f"certificate file {path}: {exc}") from None
@@ -68,6 +72,8 @@ class CertOrigin(enum.Enum):
 
 def certificate_fits(certificate: Certificate, key: PublicKey, where: str, origin: CertOrigin) -> bool:
     """Whether a certificate is a user certificate of ``key``; a misfit given with the key raises."""
+    from .._algorithms.certificates import CertType  # a certificate exists, so its module is loaded
+
     problem = ""
     if certificate.key != key:
         problem = f"certifies {certificate.key.fingerprint}, not this key ({key.fingerprint})"

@@ -6,11 +6,13 @@ Each is a small frozen dataclass; the driver dispatches on its type.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import final
+from typing import TYPE_CHECKING, final
 
-from .._algorithms.certificates import Certificate
 from .._algorithms.hostkeys import PublicKey
 from .negotiate import Negotiated
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["NEED_DATA", "Event", "HostKeyReceived", "KexComplete", "NeedData", "PacketReceived"]
 

@@ -23,15 +23,15 @@ check applies.
 
 from __future__ import annotations
 
-from .._algorithms.certificates import (
-    CERT_KEY_TYPES,
-    CERT_SIGNATURE_ALGORITHMS,
-    Certificate,
-    parse_certificate,
-)
+from typing import TYPE_CHECKING
+
+from .._algorithms.cert_names import CERT_KEY_TYPES, CERT_SIGNATURE_ALGORITHMS
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
 from .._algorithms.kex import KexResult
 from .._errors import HostKeyNotVerifiable, KeyImportError
+
+if TYPE_CHECKING:  # the parser is imported when a server first presents a certificate
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["check_rekey_host_key", "decode_host_key", "verified_host_key"]
 
@@ -52,6 +52,8 @@ def decode_host_key(blob: bytes, algorithm: str) -> tuple[PublicKey, Certificate
     try:
         if plain is None:
             return decode_public_key(blob), None, algorithm
+        from .._algorithms.certificates import parse_certificate
+
         certificate = parse_certificate(blob)
     except KeyImportError as exc:
         raise HostKeyNotVerifiable(f"server host key cannot be used: {exc}") from exc

@@ -13,6 +13,8 @@ and the opener refuses oversized lengths before they are waited for.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._algorithms.ciphers import (
     MAX_OVERHEAD,
     MAX_PACKET_LENGTH,
@@ -22,7 +24,9 @@ from .._algorithms.ciphers import (
     plain_opener,
     plain_sealer,
 )
-from .._algorithms.compression import Compressor, Decompressor
+
+if TYPE_CHECKING:  # the streams' module (zlib) is imported when a connection first compresses
+    from .._algorithms.zlib_streams import Compressor, Decompressor
 
 __all__ = ["PacketReader", "PacketWriter"]
 

@@ -46,11 +46,10 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .. import _messages as msg
 from .._algorithms import ciphers
-from .._algorithms.certificates import Certificate
 from .._algorithms.compression import compressor_for, decompressor_for
 from .._algorithms.hostkeys import PublicKey
 from .._algorithms.kex import KEX_METHODS, GexBits, KexMethod, KexResult, KexSetup
@@ -63,6 +62,9 @@ from .message_rules import allowed_during_kex, check_strict_initial_kex, log_deb
 from .negotiate import AlgorithmPreferences, KexInit, Negotiated, negotiate
 from .packets import PacketReader, PacketWriter
 from .version import CLIENT_VERSION, VersionParser, version_line
+
+if TYPE_CHECKING:
+    from .._algorithms.certificates import Certificate
 
 __all__ = ["KexState", "Phase", "TransportState", "allowed_during_kex"]
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dh
@@ -40,10 +42,22 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from ... import _messages as msg
 from ..._wire import mpint, string, uint32
+from .availability import ffdh_available
 from .base import KexMethod, KexResult, KexSetup, kex_failed
-from .groups import ModpGroup
+from .groups import GROUP1, GROUP14, GROUP16, GROUP18, ModpGroup
 
-__all__ = ["FFDH_AVAILABLE", "FixedGroupKex", "GroupExchangeKex"]
+__all__ = [
+    "FFDH_AVAILABLE",
+    "GEX_SHA1",
+    "GEX_SHA256",
+    "GROUP14_SHA1",
+    "GROUP14_SHA256",
+    "GROUP16_SHA512",
+    "GROUP18_SHA512",
+    "GROUP1_SHA1",
+    "FixedGroupKex",
+    "GroupExchangeKex",
+]
 
 
 @contextlib.contextmanager
@@ -54,8 +68,7 @@ def _quietly() -> Iterator[None]:
         yield
 
 
-with _quietly():  # even looking the names up warns
-    FFDH_AVAILABLE: bool = hasattr(dh, "DHParameterNumbers")
+FFDH_AVAILABLE: Final = ffdh_available()
 
 
 class _FixedGroupKey:
@@ -196,3 +209,13 @@ class GroupExchangeKex(KexMethod):
             + shared
         )
         return KexResult(host_key, signature, shared, exchange_hash)
+
+
+# The registry's factories (trissh._algorithms.kex names each by "dh:NAME").
+GEX_SHA256: Final = partial(GroupExchangeKex, hash_algorithm=hashes.SHA256)
+GROUP16_SHA512: Final = partial(FixedGroupKex, group=GROUP16, hash_algorithm=hashes.SHA512)
+GROUP18_SHA512: Final = partial(FixedGroupKex, group=GROUP18, hash_algorithm=hashes.SHA512)
+GROUP14_SHA256: Final = partial(FixedGroupKex, group=GROUP14, hash_algorithm=hashes.SHA256)
+GROUP14_SHA1: Final = partial(FixedGroupKex, group=GROUP14, hash_algorithm=hashes.SHA1)
+GEX_SHA1: Final = partial(GroupExchangeKex, hash_algorithm=hashes.SHA1)
+GROUP1_SHA1: Final = partial(FixedGroupKex, group=GROUP1, hash_algorithm=hashes.SHA1)

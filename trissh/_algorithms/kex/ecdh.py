@@ -8,15 +8,24 @@ mpint K)`` and K is the shared x-coordinate (or X25519 output) as an mpint.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Final
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ... import _messages as msg
 from ..._wire import mpint_from_unsigned, string
 from .base import KexMethod, KexResult, KexSetup, kex_failed
 
-__all__ = ["Curve25519Kex", "NistEcdhKex", "x25519_shared_secret"]
+__all__ = [
+    "NISTP256_SHA256",
+    "NISTP384_SHA384",
+    "NISTP521_SHA512",
+    "Curve25519Kex",
+    "NistEcdhKex",
+    "x25519_shared_secret",
+]
 
 
 def x25519_shared_secret(name: str, private: x25519.X25519PrivateKey, server_public: bytes) -> bytes:
@@ -78,6 +87,9 @@ class NistEcdhKex(_EcdhKex):
         self.hash_algorithm = hash_algorithm
         self._curve = curve
         self._private = ec.generate_private_key(curve)
+        # Imported here: cryptography's serialization package loads its SSH key parser (and bcrypt).
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         self._public = self._private.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
     def _shared_secret(self, server_public: bytes) -> bytes:
@@ -90,3 +102,9 @@ class NistEcdhKex(_EcdhKex):
                 f"server's public key is not a point on {self._curve.name} ({len(server_public)} bytes)",
             ) from None
         return self._private.exchange(ec.ECDH(), point)
+
+
+# The registry's factories (trissh._algorithms.kex names each by "ecdh:NAME").
+NISTP256_SHA256: Final = partial(NistEcdhKex, curve=ec.SECP256R1(), hash_algorithm=hashes.SHA256)
+NISTP384_SHA384: Final = partial(NistEcdhKex, curve=ec.SECP384R1(), hash_algorithm=hashes.SHA384)
+NISTP521_SHA512: Final = partial(NistEcdhKex, curve=ec.SECP521R1(), hash_algorithm=hashes.SHA512)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from cryptography.hazmat.backends.openssl import backend as openssl_backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ... import _messages as msg
 from ..._wire import string
+from .availability import mlkem_available
 from .base import KexMethod, KexResult, KexSetup, kex_failed
 from .ecdh import x25519_shared_secret
 
@@ -36,22 +36,7 @@ _CIPHERTEXT_SIZE: Final = 1088
 _X25519_SIZE: Final = 32
 
 
-def _mlkem_works() -> bool:
-    if mlkem is None:
-        return False
-    # Ask the backend when it can tell: a trial key costs 1.7 MiB of memory
-    # (OpenSSL's ML-KEM set-up) in every process, used or not.
-    supported = getattr(openssl_backend, "mlkem_supported", None)
-    if supported is not None:
-        return bool(supported())
-    try:  # pragma: no cover - depends on the installed cryptography
-        mlkem.MLKEM768PrivateKey.generate()
-    except Exception:  # UnsupportedAlgorithm: an OpenSSL build without ML-KEM
-        return False
-    return True
-
-
-MLKEM_AVAILABLE: Final = _mlkem_works()
+MLKEM_AVAILABLE: Final = mlkem_available()
 
 
 class MlKem768X25519Kex(KexMethod):
