@@ -49,10 +49,11 @@ def terminal_prompts(host: str, user: str | None = None) -> dict[str, object]:
 
 
 def _ask_echoed(prompt: str) -> str:
-    with open("/dev/tty", "r+") as tty:
-        tty.write(prompt)
-        tty.flush()
-        return tty.readline().rstrip("\n")
+    """A question whose answer is shown as typed (not a secret), asked on the terminal itself."""
+    fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    with open(fd, "rb", buffering=0) as tty:
+        os.write(fd, prompt.encode())
+        return tty.readline().decode(errors="replace").rstrip("\r\n")
 
 
 def ask_host_key(record_in: str | None) -> object:

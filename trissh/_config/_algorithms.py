@@ -208,10 +208,7 @@ def trissh_defaults() -> dict[str, list[str]]:
 
 def trissh_supported() -> dict[str, list[str]]:
     """Every name trissh implements, per option (what a pattern like ``aes*`` may expand to)."""
-    try:  # the names without the certificate parser, where the tree has that module
-        from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS
-    except ImportError:  # pragma: no cover - older layout
-        from .._algorithms.certificates import CERT_SIGNATURE_ALGORITHMS
+    from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS
     from .._algorithms.ciphers import CIPHERS, MACS
     from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS
     from .._algorithms.kex import KEX_METHODS
