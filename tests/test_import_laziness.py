@@ -142,3 +142,16 @@ except AttributeError as exc:
     print(json.dumps(str(exc)))
 """
     assert run_python(code) == "module 'trissh' has no attribute 'NoSuchName'"
+
+
+def test_the_command_reads_its_command_line_before_loading_the_network_stack() -> None:
+    """``trissh --help`` and a usage error answer without importing trio, cryptography or connect()."""
+    code = """
+import contextlib, io, json, sys
+import trissh._cli as cli
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    statuses = [cli.main(["--help"]), cli.main(["-p", "banana", "host"]), cli.main(["cp", "only-one"])]
+heavy = ("trio", "cryptography", "trissh._connect", "trissh.connection")
+print(json.dumps([statuses, [m for m in heavy if m in sys.modules]]))
+"""
+    assert run_python(code) == [[0, 255, 255], []]

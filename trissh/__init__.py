@@ -15,22 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
-from ._algorithms.hostkeys import PublicKey
-from ._algorithms.kex import GexBits
-from ._auth.keys import (
-    PassphraseRequired,
-    PrivateKey,
-    import_private_key,
-    load_private_key,
-    read_private_key,
-    read_public_key,
-)
-from ._auth.known_hosts import HostKeyStatus, KnownHosts
-from ._channels.process_io import DEVNULL, PIPE, STDOUT, Redirect
-from ._channels.session import CompletedProcess, ExitSignal, Process
-from ._channels.streams import ChannelReceiveStream, ChannelSendStream, ChannelStream
-from ._connect import ConnectTimeout, connect
-from ._driver import SSHClientTransport
 from ._errors import (
     AgentError,
     ChannelOpenError,
@@ -46,27 +30,76 @@ from ._errors import (
     ProtocolError,
     SSHError,
 )
-from ._forwarding.local import LocalForward
-from ._forwarding.remote import RemoteForward
-from ._transport.negotiate import DirectionAlgorithms, Negotiated
-from .connection import SSHConnection
 
 if TYPE_CHECKING:
     from ._algorithms.certificates import Certificate
+    from ._algorithms.hostkeys import PublicKey
+    from ._algorithms.kex import GexBits
     from ._auth.agent import SSHAgentClient
+    from ._auth.keys import (
+        PassphraseRequired,
+        PrivateKey,
+        import_private_key,
+        load_private_key,
+        read_private_key,
+        read_public_key,
+    )
+    from ._auth.known_hosts import HostKeyStatus, KnownHosts
+    from ._channels.process_io import DEVNULL, PIPE, STDOUT, Redirect
+    from ._channels.session import CompletedProcess, ExitSignal, Process
+    from ._channels.streams import ChannelReceiveStream, ChannelSendStream, ChannelStream
+    from ._config import ConfigError, ResolvedConfig, SSHConfig
+    from ._connect import ConnectTimeout, connect
+    from ._driver import SSHClientTransport
+    from ._forwarding.local import LocalForward
+    from ._forwarding.remote import RemoteForward
+    from ._transport.negotiate import DirectionAlgorithms, Negotiated
+    from .connection import SSHConnection
     from .sftp import SFTPClient, SFTPError, SFTPTransferError
 
 __version__ = "0.1.0"
 
-# Public names whose modules a typical connection never needs, by the module that defines them: imported
-# when first used, so that `import trissh` (the CLI's start-up) loads neither SFTP, nor the certificate
-# parser (until a certificate appears), nor the ssh-agent client (until an agent is used).
+# Every public name but the errors is imported when first used, from the module that defines it: so
+# `import trissh` costs almost nothing (the `trissh` command answers --help and parses its command line
+# before loading the network stack), and a program loads only what it touches (SFTP, the certificate
+# parser, the ssh-agent client...).
 _LAZY_NAMES: Final = {
     "Certificate": "._algorithms.certificates",
-    "SSHAgentClient": "._auth.agent",
+    "ChannelReceiveStream": "._channels.streams",
+    "ChannelSendStream": "._channels.streams",
+    "ChannelStream": "._channels.streams",
+    "CompletedProcess": "._channels.session",
+    "ConfigError": "._config",
+    "ConnectTimeout": "._connect",
+    "DEVNULL": "._channels.process_io",
+    "DirectionAlgorithms": "._transport.negotiate",
+    "ExitSignal": "._channels.session",
+    "GexBits": "._algorithms.kex",
+    "HostKeyStatus": "._auth.known_hosts",
+    "KnownHosts": "._auth.known_hosts",
+    "LocalForward": "._forwarding.local",
+    "Negotiated": "._transport.negotiate",
+    "PIPE": "._channels.process_io",
+    "PassphraseRequired": "._auth.keys",
+    "PrivateKey": "._auth.keys",
+    "Process": "._channels.session",
+    "PublicKey": "._algorithms.hostkeys",
+    "Redirect": "._channels.process_io",
+    "RemoteForward": "._forwarding.remote",
+    "ResolvedConfig": "._config",
     "SFTPClient": ".sftp",
     "SFTPError": ".sftp",
     "SFTPTransferError": ".sftp",
+    "SSHAgentClient": "._auth.agent",
+    "SSHClientTransport": "._driver",
+    "SSHConfig": "._config",
+    "SSHConnection": ".connection",
+    "STDOUT": "._channels.process_io",
+    "connect": "._connect",
+    "import_private_key": "._auth.keys",
+    "load_private_key": "._auth.keys",
+    "read_private_key": "._auth.keys",
+    "read_public_key": "._auth.keys",
 }
 
 
@@ -92,6 +125,7 @@ __all__ = [
     "ChannelStream",
     "ChannelOpenFailureReason",
     "CompletedProcess",
+    "ConfigError",
     "ConnectTimeout",
     "ConnectionLost",
     "DEVNULL",
@@ -116,9 +150,11 @@ __all__ = [
     "ProtocolError",
     "PublicKey",
     "Redirect",
+    "ResolvedConfig",
     "RemoteForward",
     "SSHAgentClient",
     "SSHClientTransport",
+    "SSHConfig",
     "SSHConnection",
     "SFTPClient",
     "SFTPError",

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import trio
-
 from .._errors import SSHError
 from .ssh_args import Invocation, UsageError
 
 if TYPE_CHECKING:
+    import trio
+
     from .._config import SSHConfig
     from ..connection import SSHConnection
 
@@ -31,6 +31,8 @@ class StdoutClosed(Exception):
 
 async def copy_out(source: trio.abc.ReceiveStream, fd: int) -> None:
     """``source`` to our descriptor ``fd`` until EOF."""
+    import trio
+
     out = trio.lowlevel.FdStream(os.dup(fd))
     async with out:
         try:
