@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from trissh.testing import SSHServer
@@ -43,3 +46,56 @@ def test_unknown_host_key_exits_255_with_a_message(sshd: SSHServer, tmp_path: Pa
     done = trissh(sshd, "true", known_hosts=empty)
     assert done.returncode == 255
     assert b"not known" in done.stderr and b"SHA256:" in done.stderr
+
+
+def _base(server: SSHServer) -> list[str]:
+    return [
+        sys.executable, "-m", "trissh", "-F", "none", "-i", str(server.client_key), "-p", str(server.port),
+        "--known-hosts", str(server.known_hosts), "-o", "IdentityAgent=none",
+    ]  # fmt: skip
+
+
+def test_stdio_forward_carries_our_stdin_and_stdout(sshd: SSHServer) -> None:
+    """``-W host:port``: here sshd's own port, whose banner comes back on our stdout."""
+    argv = [*_base(sshd), "-W", f"127.0.0.1:{sshd.port}", f"{sshd.username}@{sshd.host}"]
+    done = subprocess.run(argv, input=b"", capture_output=True, timeout=60, check=False)
+    assert done.stdout.startswith(b"SSH-2.0-"), done.stderr
+
+
+def test_local_forward_with_no_command(sshd: SSHServer) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [*_base(sshd), "-N", "-L", f"{port}:127.0.0.1:{sshd.port}", f"{sshd.username}@{sshd.host}"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # wait for the listener (a poll, not a timing assertion)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                    assert client.recv(100).startswith(b"SSH-2.0-")
+                break
+            except ConnectionRefusedError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the forward never listened"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_a_closed_pipe_ends_quietly(sshd: SSHServer) -> None:
+    """``trissh host cmd | head -1``: no traceback when the reader goes away."""
+    argv = [*_base(sshd), f"{sshd.username}@{sshd.host}", "yes"]
+    pipeline = subprocess.run(
+        f"{shlex.join(argv)} | head -1", shell=True, capture_output=True, timeout=60, check=False
+    )
+    assert pipeline.stdout == b"y\n"
+    assert b"Traceback" not in pipeline.stderr and b"Error" not in pipeline.stderr, pipeline.stderr
+
+
+def test_a_bad_destination_is_a_usage_error_255() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trissh", "bad host"], capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 255 and b"invalid destination" in done.stderr and b"usage:" in done.stderr

@@ -31,6 +31,10 @@ class TransferDisplay:
 
     def __enter__(self) -> TransferDisplay:
         if not self._quiet and self._terminal:
+            try:
+                import rich.progress  # noqa: F401  (the optional dependency: trissh[cli])
+            except ImportError:
+                return self  # plain lines, as without a terminal
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
