@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 
 from .common import EXIT_SSH_ERROR, run_main
-from .ssh_args import UsageError, parse_port
+from .ssh_args import UsageError, option_line, parse_port
 
 __all__ = ["CopyArgs", "Endpoint", "cp_main", "parse_cp_args", "parse_endpoint"]
 
@@ -112,8 +112,7 @@ def parse_cp_args(argv: list[str]) -> CopyArgs:
         elif option == "-J":
             lines.append(f"ProxyJump {value}")
         elif option == "-o":
-            key, sep, rest_value = value.partition("=")
-            lines.append(f"{key.strip()} {rest_value.strip()}" if sep and " " not in key.strip() else value)
+            lines.append(option_line(value))
         elif option == "-P":
             lines.append(f"Port {parse_port(value)}")
         elif option == "-S":

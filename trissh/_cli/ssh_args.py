@@ -12,7 +12,15 @@ import getopt
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Destination", "Invocation", "UsageError", "parse_destination", "parse_ssh_args", "USAGE"]
+__all__ = [
+    "option_line",
+    "Destination",
+    "Invocation",
+    "UsageError",
+    "parse_destination",
+    "parse_ssh_args",
+    "USAGE",
+]
 
 USAGE = """\
 usage: trissh [-46AaCGNnqTtVvx] [-b bind_address] [-c cipher_spec] [-D [bind_address:]port]
@@ -125,7 +133,7 @@ def parse_port(text: str, what: str = "port") -> int:
     return int(text)
 
 
-def _option_line(value: str) -> str:
+def option_line(value: str) -> str:
     """``-o Key=Value`` or ``-o "Key Value"`` as a config line."""
     key, sep, rest = value.partition("=")
     if sep and " " not in key.strip():
@@ -170,7 +178,7 @@ def _apply(
             parse_port(value)
         lines.append(f"{keyword} {fixed if fixed is not None else _quoted(value)}")
     elif option == "-o":
-        lines.append(_option_line(value))
+        lines.append(option_line(value))
     elif option in _FLAGS:
         fields[_FLAGS[option]] = True
     elif option in _LISTS:
