@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._forwarding.remote import RemoteForward
     from ._transport.negotiate import DirectionAlgorithms, Negotiated
     from .connection import SSHConnection
+    from .fanout import HostResult, HostResults, HostTimeout, run_on_hosts
     from .sftp import SFTPClient, SFTPError, SFTPTransferError
 
 __version__ = "0.1.0"
@@ -75,6 +76,9 @@ _LAZY_NAMES: Final = {
     "DirectionAlgorithms": "._transport.negotiate",
     "ExitSignal": "._channels.session",
     "GexBits": "._algorithms.kex",
+    "HostResult": ".fanout",
+    "HostResults": ".fanout",
+    "HostTimeout": ".fanout",
     "HostKeyStatus": "._auth.known_hosts",
     "KnownHosts": "._auth.known_hosts",
     "LocalForward": "._forwarding.local",
@@ -100,6 +104,7 @@ _LAZY_NAMES: Final = {
     "load_private_key": "._auth.keys",
     "read_private_key": "._auth.keys",
     "read_public_key": "._auth.keys",
+    "run_on_hosts": ".fanout",
 }
 
 
@@ -136,6 +141,9 @@ __all__ = [
     "ForwardingError",
     "GexBits",
     "HostKeyNotVerifiable",
+    "HostResult",
+    "HostResults",
+    "HostTimeout",
     "HostKeyStatus",
     "KeyImportError",
     "KnownHosts",
@@ -167,4 +175,5 @@ __all__ = [
     "load_private_key",
     "read_private_key",
     "read_public_key",
+    "run_on_hosts",
 ]
