@@ -161,8 +161,9 @@ def connect(
     Use it as ``async with trissh.connect(host) as conn:``.
 
     Args:
-        host, port: where to connect.
-        username: default: the local user name.
+        host, port: where to connect: a name, an address or an ssh_config alias (its HostName is
+            used); port default: the config's Port, else 22.
+        username: default: the config's User, else the local user name.
         password: a password, or an async callable returning one (asked up to
             3 times); used by ``password`` and, without a ``kbdint_handler``,
             to answer a single hidden ``keyboard-interactive`` prompt.
@@ -232,10 +233,19 @@ def connect(
             connecting a hop says which (``"at jump host jump1:22 (hop 1 of
             2): ..."``) and has it in its ``hop`` attribute (``"jump1:22"``).
 
+        config: ssh_config(5) to apply (see docs/config.md): by default ``~/.ssh/config`` then
+            ``/etc/ssh/ssh_config``; a path or paths (instead of those); an :class:`SSHConfig`;
+            None for none. Every keyword given here wins over it; it fills in the others (HostName,
+            Port, User, IdentityFile, ProxyJump, ProxyCommand, HostKeyAlias, known-hosts files,
+            StrictHostKeyChecking, algorithms, timeouts, keepalives, SendEnv/SetEnv, forwards).
+            Where a keyword's default is shown above (``connect_timeout`` 30 s, ``rekey_seconds``
+            1 hour, ``host_key_policy`` strict...), it is the default when the config sets nothing.
+
     Raises:
         HostKeyNotVerifiable, PermissionDenied, ConnectTimeout, ConnectionLost,
         ProtocolError, DisconnectError, KeyImportError, ChannelOpenError (the
-        tunnel's server refused to connect to ``host:port``); ValueError for
+        tunnel's server refused to connect to ``host:port``); ConfigError (a config line ssh
+        would refuse, naming file and line); ValueError for
         settings that make no sense (checked before anything is sent), such as
         ``tunnel`` with ``proxy_jump``.
     """
