@@ -196,3 +196,18 @@ async def test_a_bad_config_line_names_file_and_line(tmp_path: Path) -> None:
 
 def test_an_sshconfig_object_is_accepted() -> None:
     assert isinstance(SSHConfig.from_text("Host a\n HostName b\n").lookup("a")["hostname"], str)
+
+
+async def test_bind_address_and_address_family(sshd: SSHServer, tmp_path: Path) -> None:
+    """BindAddress: the connection comes from that address (sshd logs it); AddressFamily inet6 for an
+    IPv4-only name finds no address."""
+    config = write(tmp_path, alias_config(sshd, "  BindAddress 127.0.0.2\n  AddressFamily inet"))
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("alias", config=config) as conn:
+            assert await echo(conn, "from-bound") == b"from-bound\n"
+            peer = await conn.run("echo $SSH_CLIENT", check=True)
+    assert peer.stdout.split()[0] == b"127.0.0.2"
+    v6 = write(tmp_path, alias_config(sshd, "  AddressFamily inet6"))
+    with trio.fail_after(TIMEOUT), pytest.raises(trissh.ConnectionLost, match=r"127\.0\.0\.1"):
+        async with trissh.connect("alias", config=v6):
+            pass
