@@ -33,6 +33,7 @@ named but missing) end the whole run and come out as themselves, never as an ``E
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -41,9 +42,12 @@ from typing import Any, Final, Literal
 
 import trio
 
+from ._auth.host_key_check import load_known_hosts
 from ._channels.launch import unwrap_group
 from ._channels.session import CompletedProcess
+from ._configured import load_config
 from ._connect import ConnectTimeout, connect
+from ._connect_options import DEFAULT
 from ._errors import SSHError
 from .connection import SSHConnection
 
@@ -303,6 +307,14 @@ async def for_each_host(
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     _check_timeout("connect_timeout", connect_timeout)
     _check_timeout("timeout", timeout)
+    # Files every host would read again: read once. (Default known_hosts stay per host: the config may
+    # name other files for some hosts.)
+    if connect_options.get("config", DEFAULT) is DEFAULT:
+        connect_options["config"] = await trio.to_thread.run_sync(load_config, DEFAULT)
+    known = connect_options.get("known_hosts")
+    if isinstance(known, str | os.PathLike | list | tuple):
+        policy = connect_options.get("host_key_policy") or "strict"
+        connect_options["known_hosts"] = await trio.to_thread.run_sync(load_known_hosts, known, policy)
     default_port = connect_options.pop("port", None)  # None: the config's, else 22
     default_user = connect_options.pop("username", None)
     # connect() checks its settings when called, before anything is sent: a bad one raises here.

@@ -9,9 +9,12 @@ new keys but, unlike ssh, never a changed one).
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -125,16 +128,30 @@ def connect_settings(r: ResolvedConfig, given: Mapping[str, object]) -> dict[str
 
 def _session_env(r: ResolvedConfig) -> dict[str, str]:
     """SendEnv's local variables (patterns, ``-`` removing), then SetEnv's (which win)."""
-    from ._match import match_pattern_list
-
+    if not r.send_env:
+        return dict(r.set_env or {})
+    local = list(os.environ.items())  # one pass over the environment (each read decodes it)
     env: dict[str, str] = {}
-    for pattern in r.send_env or ():
+    for pattern in r.send_env:
         if pattern.startswith("-"):
-            for name in [n for n in env if match_pattern_list(n, pattern[1:]) == 1]:
+            matches = _matcher(pattern[1:])
+            for name in [n for n in env if matches(n)]:
                 del env[name]
             continue
-        env.update(
-            {name: value for name, value in os.environ.items() if match_pattern_list(name, pattern) == 1}
-        )
+        matches = _matcher(pattern)
+        env.update((name, value) for name, value in local if matches(name))
     env.update(r.set_env or {})
     return env
+
+
+@functools.cache
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """ssh's ``*``/``?`` pattern (or a list of them, ``!`` negating) as a fast test of a name."""
+    if not any(c in pattern for c in "*?,!"):
+        return pattern.__eq__
+    if not any(c in pattern for c in ",!"):  # one pattern: as a regular expression, once
+        regex = re.compile(fnmatch.translate(pattern.replace("[", "[[]")), re.DOTALL)
+        return lambda name: regex.match(name) is not None
+    from ._match import match_pattern_list
+
+    return lambda name: match_pattern_list(name, pattern) == 1
