@@ -38,7 +38,14 @@ from ._auth.userauth import AuthResult, authenticate
 from ._configured import configured_hop, configured_options, load_config
 from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource, build_options
 from ._driver import HostKeyVerifier, SSHClientTransport
-from ._errors import ChannelOpenError, ConnectionLost, DisconnectError, ProtocolError, SSHError
+from ._errors import (
+    ChannelOpenError,
+    ConnectionLost,
+    DisconnectError,
+    ProtocolError,
+    SSHError,
+    exception_leaves,
+)
 from ._jump import jump_chain
 from ._keepalive import keep_alive
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
@@ -69,17 +76,7 @@ def _known_hosts(known_hosts: object, policy: HostKeyPolicy) -> KnownHosts | Non
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception a nursery of ours wrapped, so the caller never sees a group."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    distinct = list({id(e): e for e in leaves}.values())
+    distinct = list({id(e): e for e in exception_leaves(group)}.values())
     if len(distinct) == 1:
         return distinct[0]
     # Prefer the caller's own error over a cancellation caused by it.

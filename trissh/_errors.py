@@ -174,3 +174,10 @@ class AgentError(SSHError):
 
     The message names the agent's socket and the request that failed.
     """
+
+
+def exception_leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``, groups opened all the way down (``[exc]`` for a plain one)."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for inner in exc.exceptions for leaf in exception_leaves(inner)]

@@ -48,7 +48,7 @@ from ._channels.session import CompletedProcess
 from ._configured import load_config
 from ._connect import ConnectTimeout, connect
 from ._connect_options import DEFAULT
-from ._errors import SSHError
+from ._errors import SSHError, exception_leaves
 from .connection import SSHConnection
 
 __all__ = [
@@ -266,16 +266,7 @@ def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     error = unwrap_group(group)
     if not isinstance(error, BaseExceptionGroup):
         return error
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(error)
+    leaves = exception_leaves(error)
     real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
     first = real[0] if real else leaves[0]
     if len(real) > 1:
