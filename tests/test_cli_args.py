@@ -163,3 +163,17 @@ def test_dash_g_agrees_with_ssh_dash_g(tmp_path: Path) -> None:
     for key in ("hostname", "port", "user", "compression", "serveraliveinterval"):
         assert ours_lines[key] == reference[key], key
     assert ours_lines["port"] == "2222" and ours_lines["user"] == "first"
+
+
+def test_a_bad_config_file_is_one_line_and_255(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host h\n  Port banana\n")
+    for extra in ([], ["-G"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "trissh", "-F", str(config), *extra, "h", "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 255
+        assert "line 2" in done.stderr and "Traceback" not in done.stderr, done.stderr

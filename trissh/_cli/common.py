@@ -16,7 +16,7 @@ from .ssh_args import Invocation, UsageError
 if TYPE_CHECKING:
     import trio
 
-    from .._config import SSHConfig
+    from .._config import ResolvedConfig, SSHConfig
     from ..connection import SSHConnection
 
 __all__ = ["EXIT_SSH_ERROR", "SSHSetup", "StdoutClosed", "copy_out", "run_main", "ssh_error"]
@@ -49,7 +49,7 @@ class SSHSetup:
 
     host: str
     config: SSHConfig
-    batch: bool
+    resolved: ResolvedConfig  # the host's settings, resolved once for the prompts and BatchMode
 
     @classmethod
     def from_invocation(cls, inv: Invocation) -> SSHSetup:
@@ -58,8 +58,7 @@ class SSHSetup:
     @classmethod
     def create(cls, host: str, config_file: str | None, lines: list[str]) -> SSHSetup:
         config = load_config(config_file, lines)
-        batch = config.lookup(host).get("batchmode") == "true"
-        return cls(host, config, batch)
+        return cls(host, config, config.resolve(host))
 
     def lookup(self) -> dict[str, str | list[str]]:
         return self.config.lookup(self.host)
@@ -68,8 +67,8 @@ class SSHSetup:
         from .._connect import connect
         from .prompts import ask_host_key, terminal_prompts
 
-        resolved = self.config.resolve(self.host)
-        prompts = {} if self.batch else terminal_prompts(self.host, resolved.user)
+        resolved = self.resolved
+        prompts = {} if resolved.batch_mode else terminal_prompts(self.host, resolved.user)
         if prompts and resolved.strict_host_key_checking in (None, "ask"):
             # ssh's default: ask whether to trust an unknown host, and remember it if so.
             files = resolved.user_known_hosts_files or (os.path.expanduser("~/.ssh/known_hosts"),)

@@ -34,12 +34,16 @@ def ssh_main(argv: list[str]) -> int:
     assert isinstance(parsed, Invocation)
     inv = parsed
     _configure_logging(inv)
-    setup = SSHSetup.from_invocation(inv)
+    return run_main(lambda: _run(inv))
+
+
+def _run(inv: Invocation) -> int:
+    setup = SSHSetup.from_invocation(inv)  # a bad config file: one line and 255, as from ssh
     if inv.print_config:
-        return run_main(lambda: _print_config(setup))
+        return _print_config(setup)
     from .session import run_session  # the network stack, only now that the command line is read
 
-    return run_main(lambda: run_session(inv, setup))
+    return run_session(inv, setup)
 
 
 def _configure_logging(inv: Invocation) -> None:
