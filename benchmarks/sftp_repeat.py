@@ -57,12 +57,7 @@ async def _trissh(
         ) as conn,
         conn.open_sftp() as sftp,
     ):
-        results = []
-        for _ in range(repeat):
-            if os.path.exists(target):
-                os.remove(target)
-            results.append(await _timed(lambda: _call(sftp, mode, source, target), size))
-        return results
+        return await _repeat(sftp, mode, source, target, repeat, size)
 
 
 async def _asyncssh(
@@ -82,16 +77,19 @@ async def _asyncssh(
         ) as conn,
         conn.start_sftp_client() as sftp,
     ):
-        results = []
-        for _ in range(repeat):
-            if os.path.exists(target):
-                os.remove(target)
-            results.append(await _timed(lambda: _call(sftp, mode, source, target), size))
-        return results
+        return await _repeat(sftp, mode, source, target, repeat, size)
 
 
-async def _call(sftp: object, mode: str, source: str, target: str) -> None:
-    await getattr(sftp, mode)(source, target)  # get or put, in either client
+async def _repeat(
+    sftp: object, mode: str, source: str, target: str, repeat: int, size: int
+) -> list[tuple[float, float]]:
+    """``repeat`` timed transfers, a fresh target each time; ``sftp.get`` or ``.put`` in either client."""
+    results = []
+    for _ in range(repeat):
+        if os.path.exists(target):
+            os.remove(target)
+        results.append(await _timed(lambda: getattr(sftp, mode)(source, target), size))
+    return results
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import pytest
 import trio
 import trio.testing
 from proxy import Proxy, ProxyFactory
+from test_integration import trissh_tasks
 
 import trissh
 from trissh._cli.run_hosts import EXIT_FAILED, EXIT_USAGE, run_hosts_main
@@ -54,21 +55,6 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def trissh_tasks() -> list[str]:
-    """Names of the live tasks running trissh code, anywhere in the task tree."""
-    found: list[str] = []
-
-    def walk(task: trio.lowlevel.Task) -> None:
-        if task.name.startswith("trissh"):
-            found.append(task.name)
-        for nursery in task.child_nurseries:
-            for child in nursery.child_tasks:
-                walk(child)
-
-    walk(trio.lowlevel.current_root_task())
-    return found
 
 
 async def forwarding_proxies(make_proxy: ProxyFactory, server: SSHServer, count: int) -> list[Proxy]:
