@@ -4,11 +4,13 @@ jump hosts and ProxyCommand come from the config, and what the config opens (for
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+from agents import TOOL_TIMEOUT, run_agent, ssh_add
 
 import trissh
 from trissh._channels.streams import ChannelStream
@@ -211,3 +213,54 @@ async def test_bind_address_and_address_family(sshd: SSHServer, tmp_path: Path) 
     with trio.fail_after(TIMEOUT), pytest.raises(trissh.ConnectionLost, match=r"127\.0\.0\.1"):
         async with trissh.connect("alias", config=v6):
             pass
+
+
+def _encrypted_copy(key: Path, tmp_path: Path) -> Path:
+    """The key in a passphrase-protected file of its own (nobody gives the passphrase here)."""
+    copy = tmp_path / "id_locked"
+    copy.write_bytes(key.read_bytes())
+    copy.chmod(0o600)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-p", "-P", "", "-N", "not given", "-f", str(copy)],
+        check=True,
+        timeout=TOOL_TIMEOUT,
+    )
+    return copy
+
+
+def _identities_only_config(sshd: SSHServer, identity: Path, agent: Path) -> str:
+    return (
+        alias_config(sshd)
+        .replace(f"IdentityFile {sshd.client_key}", f"IdentityFile {identity}")
+        .replace("IdentityAgent none", f"IdentityAgent {agent}")
+    )
+
+
+async def test_identities_only_signs_through_the_agent_for_the_named_key(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    """As ssh does: the named file is locked, but the agent holds its key, so the agent signs. (Giving up
+    the agent for IdentitiesOnly would leave an encrypted file with no passphrase: nothing to offer.)"""
+    locked = _encrypted_copy(sshd.client_key, tmp_path)
+    with run_agent() as agent:
+        ssh_add(agent, sshd.client_key)
+        config = write(tmp_path, _identities_only_config(sshd, locked, agent))
+        with trio.fail_after(TIMEOUT):
+            async with trissh.connect("alias", config=config) as conn:
+                assert await echo(conn) == b"ok\n"
+
+
+async def test_identities_only_offers_none_of_the_agents_other_keys(sshd: SSHServer, tmp_path: Path) -> None:
+    """The agent's ECDSA key would be accepted by the server, but it is not the named one."""
+    locked = _encrypted_copy(sshd.client_key, tmp_path)
+    with run_agent() as agent:
+        ssh_add(agent, sshd.client_keys["ecdsa"])
+        config = write(tmp_path, _identities_only_config(sshd, locked, agent))
+        with trio.fail_after(TIMEOUT), pytest.raises(trissh.PermissionDenied):
+            async with trissh.connect("alias", config=config):
+                pass
+        # The same set-up without IdentitiesOnly gets in with the agent's key:
+        config.write_text(config.read_text().replace("IdentitiesOnly yes", "IdentitiesOnly no"))
+        with trio.fail_after(TIMEOUT):
+            async with trissh.connect("alias", config=config) as conn:
+                assert await echo(conn) == b"ok\n"

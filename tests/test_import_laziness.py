@@ -27,6 +27,9 @@ LAZY_AT_IMPORT = (
     "cryptography.hazmat.primitives.serialization",  # cryptography's key-file parsers (they import bcrypt)
     "cryptography.hazmat.primitives.asymmetric.dh",
     "cryptography.hazmat.primitives.asymmetric.mlkem",
+    "trissh._forwarding.local",  # port forwarding: until a forward is asked for
+    "trissh._forwarding.remote",
+    "trissh._forwarding.socks",
 )
 
 # Modules choosing algorithms (the work of connect() before the first packet) must not load either.
@@ -63,6 +66,12 @@ def test_import_trissh_loads_none_of_the_lazy_modules() -> None:
     assert loaded_after("import trissh", LAZY_AT_IMPORT) == []
 
 
+def test_a_connection_without_forwards_loads_no_forwarding_module() -> None:
+    """connect() imports the connection and its channel layer; the forwarding modules wait for a forward."""
+    setup = "import trissh._connect, trissh.connection"
+    assert loaded_after(setup, ("trissh._forwarding.local", "trissh._forwarding.remote")) == []
+
+
 def test_choosing_algorithms_loads_no_method_module() -> None:
     setup = """
 import trissh
@@ -95,6 +104,7 @@ assert DEFAULT_KEX_ALGORITHMS
         ("import trissh; trissh.Certificate", "trissh._algorithms.certificates"),
         ("import trissh; trissh.SSHAgentClient", "trissh._auth.agent"),
         ("import trissh; trissh.SFTPClient", "trissh.sftp"),
+        ("import trissh; trissh.LocalForward", "trissh._forwarding.local"),
     ],
 )
 def test_a_lazy_module_loads_when_first_used(use: str, module: str) -> None:

@@ -400,7 +400,10 @@ async def _establish(
             # Keys first: a broken explicit key fails before anything is sent. The agent connection
             # stays open until authentication is over (agent keys sign through it).
             async with open_key_sources(
-                agent_path=options.agent_path, client_keys=options.client_keys, passphrase=options.passphrase
+                agent_path=options.agent_path,
+                client_keys=options.client_keys,
+                passphrase=options.passphrase,
+                identities_only=options.identities_only,
             ) as sources:
                 stage = "TCP connect" if options.tunnel is None else "opening the tunnel"
                 stream = await _open_stream(options)

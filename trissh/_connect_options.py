@@ -74,6 +74,8 @@ class ConnectOptions:
     host_key_alias: str | None = None
     address_family: str | None = None  # "inet" or "inet6" (AddressFamily); None: either
     bind_address: str | None = None  # the local address to connect from (BindAddress)
+    #: Offer only the configured keys, the agent's copies of them included (IdentitiesOnly).
+    identities_only: bool = False
     #: Environment variables every session of the connection gets (SendEnv, SetEnv).
     session_env: Mapping[str, str] | None = None
     #: The config's (LocalForward, RemoteForward, DynamicForward), open as long as the connection.
@@ -161,6 +163,7 @@ def build_options(
         host_key_alias=get("host_key_alias"),
         address_family=get("address_family"),
         bind_address=get("bind_address"),
+        identities_only=bool(get("identities_only", False)),
         session_env=get("session_env") or None,
         forwards=get("forwards", ((), (), ())),
         config=config,

@@ -21,14 +21,12 @@ from ._channels.process_io import PIPE, OutputTarget
 from ._channels.session import CompletedProcess, Process
 from ._channels.streams import ChannelStream
 from ._driver import SSHClientTransport
-from ._forwarding import local as _local
-from ._forwarding import remote as _remote
-from ._forwarding.local import LocalForward
-from ._forwarding.remote import Destination, RemoteForward
 from ._transport.negotiate import Negotiated
 
 if TYPE_CHECKING:
     from ._algorithms.certificates import Certificate
+    from ._forwarding.local import LocalForward
+    from ._forwarding.remote import Destination, RemoteForward
     from .sftp import SFTPClient
 
 __all__ = ["SSHConnection"]
@@ -262,6 +260,8 @@ class SSHConnection:
         Raises:
             ForwardingError: the address cannot be listened on.
         """
+        from ._forwarding import local as _local  # loaded on first use: most connections never forward
+
         return _local.forward_local_port(self._mux, listen_host, listen_port, dest_host, dest_port)
 
     def forward_local_unix(
@@ -273,6 +273,8 @@ class SSHConnection:
         A stale socket file at ``listen_path`` is replaced (anything else there is an error); the socket
         is removed when the block ends. Otherwise as :meth:`forward_local_port`.
         """
+        from ._forwarding import local as _local
+
         return _local.forward_local_unix(self._mux, listen_path, dest_path)
 
     def forward_remote_port(
@@ -291,6 +293,8 @@ class SSHConnection:
         Raises:
             ForwardingError: the server refused to listen (sshd: ``AllowTcpForwarding``, a port in use).
         """
+        from ._forwarding import remote as _remote
+
         return _remote.forward_remote_port(self._mux, listen_host, listen_port, destination)
 
     def forward_remote_unix(
@@ -304,6 +308,8 @@ class SSHConnection:
         Raises:
             ForwardingError: the server refused.
         """
+        from ._forwarding import remote as _remote
+
         return _remote.forward_remote_unix(self._mux, listen_path, destination)
 
     def forward_socks(self, listen_host: str, listen_port: int) -> AbstractAsyncContextManager[LocalForward]:
@@ -314,6 +320,8 @@ class SSHConnection:
         SOCKS4a and SOCKS5 domain requests). A client that speaks anything else is closed, with the
         reason logged on ``trissh.forwarding``. Otherwise as :meth:`forward_local_port`.
         """
+        from ._forwarding import local as _local
+
         return _local.forward_socks(self._mux, listen_host, listen_port)
 
     def open_sftp(self, *, subsystem: str = "sftp") -> AbstractAsyncContextManager[SFTPClient]:

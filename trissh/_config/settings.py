@@ -67,7 +67,7 @@ def connect_settings(r: ResolvedConfig, given: Mapping[str, object]) -> dict[str
             log.debug("config IdentityFile %s: no such file; skipped", path)
         put("client_keys", files)
         if r.identities_only:
-            put("agent_path", None)  # only the named files (an approximation of ssh's matching)
+            put("identities_only", True)  # the agent still signs for the named keys it holds
     if r.identity_agent is not None:
         agent = r.identity_agent
         put(
