@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -198,6 +199,35 @@ async def test_local_forward_refuses_an_address_in_use(sshd: SSHServer) -> None:
             finally:
                 await listeners[0].aclose()
             assert await trissh_tasks_once_idle() == before
+
+
+class _BlockError(Exception):
+    """Raised by a test inside a forwarding's block."""
+
+
+@pytest.mark.parametrize("kind", ["local", "socks", "local_unix", "remote", "remote_unix"])
+async def test_an_error_in_the_block_leaves_the_forward_as_itself(
+    sshd: SSHServer, kind: str, tmp_path: Path
+) -> None:
+    """Not wrapped in an ExceptionGroup by the forward's own nursery: ``except`` works as written."""
+
+    def forward(conn: trissh.SSHConnection) -> Any:
+        short = Path(tempfile.mkdtemp(prefix="trissh-fw-"))  # unix socket paths are short
+        return {
+            "local": lambda: conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", 9),
+            "socks": lambda: conn.forward_socks("127.0.0.1", 0),
+            "local_unix": lambda: conn.forward_local_unix(str(short / "l.sock"), "/nonexistent"),
+            "remote": lambda: conn.forward_remote_port("127.0.0.1", 0, ("127.0.0.1", 9)),
+            "remote_unix": lambda: conn.forward_remote_unix(str(short / "r.sock"), ("127.0.0.1", 9)),
+        }[kind]()
+
+    with trio.fail_after(20):
+        async with connect(sshd) as conn:
+            with pytest.raises(_BlockError) as caught:
+                async with forward(conn):
+                    raise _BlockError("mine")
+            assert type(caught.value) is _BlockError
+            assert (await conn.run("echo ok")).stdout == b"ok\n"  # and the connection carries on
 
 
 # --- remote forwarding -----------------------------------------------------------------------------

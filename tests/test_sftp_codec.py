@@ -311,7 +311,7 @@ def test_error_messages() -> None:
         "/etc/shadow: Permission denied (SSH_FX_PERMISSION_DENIED)"
     )
     assert str(error_from_status(99, "odd", "p")) == "p: odd (status 99)"
-    assert repr(error_from_status(2, "gone", "/x")) == "SFTPNoSuchFile(2, 'gone', '/x')"
+    assert repr(error_from_status(2, "gone", "/x")) == "trissh.sftp.SFTPNoSuchFile(2, 'gone', '/x')"
     err = SFTPNoSuchFile(StatusCode.NO_SUCH_FILE, "", "/x")
     assert err.strerror == "No such file" and err.errno == errno.ENOENT
 

@@ -32,10 +32,12 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._algorithms.certificates import Certificate
+    from ._algorithms.certificates import CertCheck, Certificate, CertProblem, CertType
     from ._algorithms.hostkeys import PublicKey
     from ._algorithms.kex import GexBits
-    from ._auth.agent import SSHAgentClient
+    from ._auth.agent import AgentIdentity, SSHAgentClient
+    from ._auth.host_key_check import HostKeyPolicy, KnownHostsArg
+    from ._auth.key_sources import ClientKeysArg
     from ._auth.keys import (
         PassphraseRequired,
         PrivateKey,
@@ -44,55 +46,102 @@ if TYPE_CHECKING:
         read_private_key,
         read_public_key,
     )
-    from ._auth.known_hosts import HostKeyStatus, KnownHosts
-    from ._channels.process_io import DEVNULL, PIPE, STDOUT, Redirect
-    from ._channels.session import CompletedProcess, ExitSignal, Process
+    from ._auth.known_hosts import (
+        CertificateStatus,
+        CertificateVerdict,
+        HostKeyStatus,
+        KnownHostEntry,
+        KnownHosts,
+    )
+    from ._auth.userauth import AuthResult
+    from ._channels.process_io import DEVNULL, PIPE, STDOUT, OutputTarget, Redirect
+    from ._channels.session import CompletedProcess, ExitSignal, Process, ProcessPhase
     from ._channels.streams import ChannelReceiveStream, ChannelSendStream, ChannelStream
     from ._config import ConfigError, ResolvedConfig, SSHConfig
+    from ._configured import ConfigArg
     from ._connect import ConnectTimeout, connect
     from ._driver import SSHClientTransport
     from ._forwarding.local import LocalForward
     from ._forwarding.remote import RemoteForward
     from ._transport.negotiate import DirectionAlgorithms, Negotiated
     from .connection import SSHConnection
-    from .fanout import HostResult, HostResults, HostTimeout, run_on_hosts
-    from .sftp import SFTPClient, SFTPError, SFTPTransferError
+    from .fanout import (
+        FanoutConnectOptions,
+        HostResult,
+        HostResults,
+        HostSpec,
+        HostTimeout,
+        for_each_host,
+        run_on_hosts,
+    )
+    from .sftp import (
+        SFTPAttributes,
+        SFTPClient,
+        SFTPError,
+        SFTPFile,
+        SFTPLimits,
+        SFTPName,
+        SFTPStatVFS,
+        SFTPTransferError,
+    )
 
 __version__ = "0.1.0"
 
 # Every public name but the errors is imported when first used, from the module that defines it: so
 # `import trissh` costs almost nothing (the `trissh` command answers --help and parses its command line
 # before loading the network stack), and a program loads only what it touches (SFTP, the certificate
-# parser, the ssh-agent client...).
+# parser, the ssh-agent client...). Each class and function here is marked ``@public`` where it is
+# defined (trissh._public), so that it shows as ``trissh.X`` however it was reached.
 _LAZY_NAMES: Final = {
+    "AgentIdentity": "._auth.agent",
+    "AuthResult": "._auth.userauth",
+    "CertCheck": "._algorithms.certificates",
+    "CertProblem": "._algorithms.certificates",
+    "CertType": "._algorithms.certificates",
     "Certificate": "._algorithms.certificates",
+    "CertificateStatus": "._auth.known_hosts",
+    "CertificateVerdict": "._auth.known_hosts",
     "ChannelReceiveStream": "._channels.streams",
     "ChannelSendStream": "._channels.streams",
     "ChannelStream": "._channels.streams",
+    "ClientKeysArg": "._auth.key_sources",
     "CompletedProcess": "._channels.session",
+    "ConfigArg": "._configured",
     "ConfigError": "._config",
     "ConnectTimeout": "._connect",
     "DEVNULL": "._channels.process_io",
     "DirectionAlgorithms": "._transport.negotiate",
     "ExitSignal": "._channels.session",
+    "FanoutConnectOptions": ".fanout",
     "GexBits": "._algorithms.kex",
+    "HostKeyPolicy": "._auth.host_key_check",
     "HostResult": ".fanout",
     "HostResults": ".fanout",
+    "HostSpec": ".fanout",
     "HostTimeout": ".fanout",
     "HostKeyStatus": "._auth.known_hosts",
+    "KnownHostEntry": "._auth.known_hosts",
     "KnownHosts": "._auth.known_hosts",
+    "KnownHostsArg": "._auth.host_key_check",
     "LocalForward": "._forwarding.local",
     "Negotiated": "._transport.negotiate",
+    "OutputTarget": "._channels.process_io",
     "PIPE": "._channels.process_io",
     "PassphraseRequired": "._auth.keys",
     "PrivateKey": "._auth.keys",
     "Process": "._channels.session",
+    "ProcessPhase": "._channels.session",
     "PublicKey": "._algorithms.hostkeys",
     "Redirect": "._channels.process_io",
     "RemoteForward": "._forwarding.remote",
     "ResolvedConfig": "._config",
+    "SFTPAttributes": ".sftp",
     "SFTPClient": ".sftp",
     "SFTPError": ".sftp",
+    "SFTPFile": ".sftp",
+    "SFTPLimits": ".sftp",
+    "SFTPName": ".sftp",
+    "SFTPStatVFS": ".sftp",
     "SFTPTransferError": ".sftp",
     "SSHAgentClient": "._auth.agent",
     "SSHClientTransport": "._driver",
@@ -100,6 +149,7 @@ _LAZY_NAMES: Final = {
     "SSHConnection": ".connection",
     "STDOUT": "._channels.process_io",
     "connect": "._connect",
+    "for_each_host": ".fanout",
     "import_private_key": "._auth.keys",
     "load_private_key": "._auth.keys",
     "read_private_key": "._auth.keys",
@@ -123,13 +173,22 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AgentError",
+    "AgentIdentity",
+    "AuthResult",
+    "CertCheck",
+    "CertProblem",
+    "CertType",
     "Certificate",
+    "CertificateStatus",
+    "CertificateVerdict",
     "ChannelOpenError",
     "ChannelReceiveStream",
     "ChannelSendStream",
     "ChannelStream",
     "ChannelOpenFailureReason",
+    "ClientKeysArg",
     "CompletedProcess",
+    "ConfigArg",
     "ConfigError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -138,28 +197,40 @@ __all__ = [
     "DisconnectError",
     "DisconnectReason",
     "ExitSignal",
+    "FanoutConnectOptions",
     "ForwardingError",
     "GexBits",
     "HostKeyNotVerifiable",
+    "HostKeyPolicy",
     "HostResult",
     "HostResults",
+    "HostSpec",
     "HostTimeout",
     "HostKeyStatus",
     "KeyImportError",
+    "KnownHostEntry",
     "KnownHosts",
+    "KnownHostsArg",
     "LocalForward",
     "Negotiated",
+    "OutputTarget",
     "PIPE",
     "PassphraseRequired",
     "PermissionDenied",
     "PrivateKey",
     "Process",
     "ProcessError",
+    "ProcessPhase",
     "ProtocolError",
     "PublicKey",
     "Redirect",
     "ResolvedConfig",
     "RemoteForward",
+    "SFTPAttributes",
+    "SFTPFile",
+    "SFTPLimits",
+    "SFTPName",
+    "SFTPStatVFS",
     "SSHAgentClient",
     "SSHClientTransport",
     "SSHConfig",
@@ -171,6 +242,7 @@ __all__ = [
     "STDOUT",
     "__version__",
     "connect",
+    "for_each_host",
     "import_private_key",
     "load_private_key",
     "read_private_key",

@@ -5,9 +5,9 @@ option becomes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import trio
 
@@ -17,10 +17,16 @@ if TYPE_CHECKING:
     from ._config import SSHConfig
     from ._jump import JumpHost
 
-__all__ = ["configured_hop", "configured_options", "load_config"]
+__all__ = ["ConfigArg", "configured_hop", "configured_options", "load_config"]
+
+#: What ``connect(config=...)`` takes: an :class:`SSHConfig`, a path or paths (read instead of the
+#: default files), None (no config) or the default marker. Exported as ``trissh.ConfigArg``.
+ConfigArg: TypeAlias = (
+    "SSHConfig | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Default | None"
+)
 
 
-def load_config(config: object) -> SSHConfig:
+def load_config(config: ConfigArg) -> SSHConfig:
     """connect()'s ``config``: DEFAULT (``~/.ssh/config`` then ``/etc/ssh/ssh_config``), a path or paths,
     or an :class:`SSHConfig`. Blocking (it reads files): call it in a worker thread."""
     from ._config import SSHConfig

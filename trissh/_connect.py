@@ -27,15 +27,16 @@ from ._algorithms.kex import GexBits
 from ._auth.exchange import BannerHandler
 from ._auth.host_key_check import (
     HostKeyPolicy,
+    KnownHostsArg,
     host_key_preferences,
     load_known_hosts,
     make_host_key_verifier,
 )
-from ._auth.key_sources import ClientKeys, KeySources, open_key_sources
+from ._auth.key_sources import ClientKeysArg, KeySources, open_key_sources
 from ._auth.known_hosts import KnownHosts
 from ._auth.methods import AuthSettings, KbdintHandler, PasswordChangeHandler, PasswordSource
 from ._auth.userauth import AuthResult, authenticate
-from ._configured import configured_hop, configured_options, load_config
+from ._configured import ConfigArg, configured_hop, configured_options, load_config
 from ._connect_options import DEFAULT, ConnectOptions, Default, PassphraseSource, build_options
 from ._driver import HostKeyVerifier, SSHClientTransport
 from ._errors import (
@@ -48,6 +49,7 @@ from ._errors import (
 )
 from ._jump import jump_chain
 from ._keepalive import keep_alive
+from ._public import public
 from ._transport.state import DEFAULT_REKEY_BYTES, Phase, TransportState
 from .connection import SSHConnection
 
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["HANDSHAKE_TIMEOUT", "ConnectTimeout", "connect"]
 
 log = logging.getLogger("trissh.connection")
+log_auth = logging.getLogger("trissh.auth")
 
 #: Seconds the version exchange and the first key exchange may take when ``connect_timeout`` is None, so
 #: that a server which never sends its version line (or stalls the key exchange) cannot hang connect()
@@ -65,11 +68,12 @@ log = logging.getLogger("trissh.connection")
 HANDSHAKE_TIMEOUT: Final = 60.0
 
 
+@public
 class ConnectTimeout(ConnectionLost):
     """``connect()`` did not finish within ``connect_timeout``; the message says at which step."""
 
 
-def _known_hosts(known_hosts: object, policy: HostKeyPolicy) -> KnownHosts | None:
+def _known_hosts(known_hosts: KnownHostsArg, policy: HostKeyPolicy) -> KnownHosts | None:
     # Explicit files must exist unless policy is accept-new (see load_known_hosts).
     return load_known_hosts(known_hosts, policy, default=isinstance(known_hosts, Default))
 
@@ -122,17 +126,18 @@ class _AwaitedConnect:
         yield  # pragma: no cover  (makes this a generator)
 
 
+@public
 def connect(
     host: str,
     port: int | None = None,
     *,
     username: str | None = None,
     password: PasswordSource = None,
-    client_keys: ClientKeys = DEFAULT,
+    client_keys: ClientKeysArg = DEFAULT,
     passphrase: PassphraseSource = None,
     agent_path: str | os.PathLike[str] | Default | None = DEFAULT,
     forward_agent: bool | None = None,
-    known_hosts: object = DEFAULT,
+    known_hosts: KnownHostsArg = DEFAULT,
     host_key_policy: HostKeyPolicy | None = None,
     preferred_auth: Sequence[str] | str | None = None,
     kbdint_handler: KbdintHandler | None = None,
@@ -151,7 +156,7 @@ def connect(
     keepalive_count_max: int | None = None,
     tunnel: SSHConnection | None = None,
     proxy_jump: str | None = None,
-    config: object = DEFAULT,
+    config: ConfigArg = DEFAULT,
 ) -> AbstractAsyncContextManager[SSHConnection]:
     """Connect, verify the host key, authenticate, and yield an :class:`SSHConnection`.
 
@@ -248,7 +253,7 @@ def connect(
     """
     if tunnel is not None and not isinstance(tunnel, SSHConnection):
         raise TypeError(f"tunnel must be an SSHConnection, got {type(tunnel).__name__}")
-    arguments = {
+    arguments: dict[str, object] = {
         "port": port,
         "username": username,
         "password": password,
@@ -406,7 +411,9 @@ async def _establish(
                 identities_only=options.identities_only,
             ) as sources:
                 stage = "TCP connect" if options.tunnel is None else "opening the tunnel"
+                log.info("connecting to %s%s", options.where, _via(options))
                 stream = await _open_stream(options)
+                log.info("connected to %s%s", options.where, _peer(stream, options.host))
                 transport = SSHClientTransport(
                     stream,
                     state,
@@ -423,6 +430,9 @@ async def _establish(
                     await _bounded_handshake(transport, bound, options)
                 stage = "authentication"
                 auth = await _authenticate(transport, options, sources)
+                log_auth.info(
+                    "authenticated to %s as %r (%s)", options.where, auth.username, " + ".join(auth.methods)
+                )
             return SSHConnection(transport, auth)
     except trio.TooSlowError:
         if transport is not None and transport.state.phase is Phase.VERSION:
@@ -438,6 +448,28 @@ async def _establish(
         if options.proxy_command is not None and isinstance(exc, SSHError) and "ProxyCommand" not in str(exc):
             exc.args = (f"{exc} (through ProxyCommand {options.proxy_command!r})",)
         raise
+
+
+def _via(options: ConnectOptions) -> str:
+    """How the connection gets there, for the log: `` via jump host j:22`` (a tunnel), a ProxyCommand."""
+    if options.tunnel is not None:
+        return f" via {options.tunnel.transport._where}"
+    if options.proxy_command is not None:
+        return f" via ProxyCommand {options.proxy_command!r}"
+    return ""
+
+
+def _peer(stream: trio.abc.Stream, host: str) -> str:
+    """The address a name reached, for the log (it may resolve to several); nothing for a tunnel."""
+    if not isinstance(stream, trio.SocketStream):
+        return ""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    if not isinstance(address, tuple) or address[0] == host:
+        return ""
+    return f" (address {address[0]})"
 
 
 async def _bounded_handshake(

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 from ._algorithms.kex import GexBits
 from ._auth.agent_path import default_agent_path
 from ._auth.exchange import BannerHandler
-from ._auth.host_key_check import HostKeyPolicy
-from ._auth.key_sources import DEFAULT_KEYS, ClientKeys, Default
+from ._auth.host_key_check import HostKeyPolicy, KnownHostsArg
+from ._auth.key_sources import DEFAULT_KEYS, ClientKeysArg, Default
 from ._auth.key_sources import PassphraseSource as PassphraseSource
 from ._auth.methods import DEFAULT_PREFERRED_AUTH, KbdintHandler, PasswordChangeHandler, PasswordSource
 from ._auth.userauth import check_preferred_auth
@@ -45,11 +45,11 @@ class ConnectOptions:
     port: int = 22
     username: str
     password: PasswordSource = None
-    client_keys: ClientKeys = DEFAULT
+    client_keys: ClientKeysArg = DEFAULT
     passphrase: PassphraseSource = None
     agent_path: str | os.PathLike[str] | Default | None = DEFAULT
     forward_agent: bool = False
-    known_hosts: object = DEFAULT
+    known_hosts: KnownHostsArg = DEFAULT
     host_key_policy: HostKeyPolicy = "strict"
     preferred_auth: tuple[str, ...] = DEFAULT_PREFERRED_AUTH
     kbdint_handler: KbdintHandler | None = None

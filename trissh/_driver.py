@@ -70,6 +70,7 @@ from ._errors import DisconnectReason, ProtocolError, SSHError
 from ._life_cycle import ENDED, NEW, RUNNING, SHUT_DOWN, WRITABLE, TransportStatus
 from ._options import algorithm_preferences
 from ._pre_auth_inbox import PacketHandler, PreAuthInbox, dispatch
+from ._public import public
 from ._reader import run_reader
 from ._send_queue import QUEUE_HIGH_WATER, SendQueue, run_writer
 from ._supervision import CLOSE_FLUSH_TIMEOUT, close, fail, start_task
@@ -109,6 +110,7 @@ _HOOK_NAME: Final = "trissh connection_secure hook"
 CloseCallback = Callable[[SSHError], None]
 
 
+@public
 class SSHClientTransport:
     """The client transport over one Trio stream, with Conch-style awaitable hooks.
 
@@ -191,6 +193,8 @@ class SSHClientTransport:
         self.state = state
         self.host = host
         self.port = port
+        if host:
+            state.set_log_label(self._where)
         self._host_key_verifier = host_key_verifier
         #: The life cycle, one state for it all (see trissh._life_cycle).
         self._status: TransportStatus = NEW
@@ -224,6 +228,15 @@ class SSHClientTransport:
         #: Bytes read from the server so far (keepalive watches it for signs of life), and written to it.
         self.bytes_received = 0
         self.bytes_sent = 0
+
+    def __repr__(self) -> str:
+        # Where, the life-cycle state, the server and what the last key exchange agreed; no keys.
+        parts = [self._where, self._status.name.lower()]
+        if self.state.server_version is not None:
+            parts.append(repr(self.state.server_version))
+        if self.state.negotiated is not None:
+            parts.append(str(self.state.negotiated))
+        return f"<{type(self).__module__}.{type(self).__qualname__} {', '.join(parts)}>"
 
     # --- hooks (override, or pass host_key_verifier) ------------------------------
 

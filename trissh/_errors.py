@@ -9,6 +9,9 @@ stream error, never one of these.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import ClassVar
+
+from ._public import public
 
 __all__ = [
     "AgentError",
@@ -27,6 +30,7 @@ __all__ = [
 ]
 
 
+@public
 class DisconnectReason(IntEnum):
     """SSH_MSG_DISCONNECT reason codes (RFC 4250 §4.2.2)."""
 
@@ -47,6 +51,7 @@ class DisconnectReason(IntEnum):
     ILLEGAL_USER_NAME = 15
 
 
+@public
 class ChannelOpenFailureReason(IntEnum):
     """SSH_MSG_CHANNEL_OPEN_FAILURE reason codes (RFC 4250 §4.2.3)."""
 
@@ -56,10 +61,33 @@ class ChannelOpenFailureReason(IntEnum):
     RESOURCE_SHORTAGE = 4
 
 
+@public
 class SSHError(Exception):
     """Base class of every error trissh raises on behalf of the connection."""
 
+    #: Attributes :meth:`__repr__` shows after the message (subclasses name theirs).
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
 
+    def __repr__(self) -> str:
+        """``trissh.PermissionDenied('...', methods=('publickey',))``: the public name, the message,
+        and the attributes a handler reads (never output or credentials)."""
+        cls = type(self)
+        shown = [repr(arg) for arg in self.args]
+        shown += [f"{name}={getattr(self, name, None)!r}" for name in cls._repr_fields]
+        return f"{cls.__module__}.{cls.__qualname__}({', '.join(shown)})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickle (for a process pool, multiprocessing...) by message and attributes: the subclasses'
+        # constructors take other arguments than the message they build from them.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[SSHError], args: tuple[object, ...]) -> SSHError:
+    """An error of class ``cls`` with ``args``, without its ``__init__`` (pickle sets the attributes)."""
+    return cls.__new__(cls, *args)
+
+
+@public
 class ProtocolError(SSHError):
     """The server sent something the protocol does not allow.
 
@@ -69,19 +97,24 @@ class ProtocolError(SSHError):
 
     #: The reason code sent to the server in our DISCONNECT, when we send one.
     reason: DisconnectReason = DisconnectReason.PROTOCOL_ERROR
+    _repr_fields = ("reason",)
 
     def __init__(self, message: str, reason: DisconnectReason = DisconnectReason.PROTOCOL_ERROR) -> None:
         super().__init__(message)
         self.reason = reason
 
 
+@public
 class DisconnectError(SSHError):
     """The connection ended by an SSH_MSG_DISCONNECT, sent by the server or by us.
 
     Attributes:
         code: the reason code (a :class:`DisconnectReason` when it is a known one).
         reason: the human-readable description that came with it.
+        local: True when we sent the DISCONNECT, False when the server did.
     """
+
+    _repr_fields = ("code", "reason", "local")
 
     def __init__(self, code: int, reason: str, *, local: bool = False) -> None:
         try:
@@ -95,14 +128,17 @@ class DisconnectError(SSHError):
         super().__init__(f"{who}: {name}: {reason}")
 
 
+@public
 class ConnectionLost(SSHError):
     """The TCP connection broke, or closed without an SSH disconnect."""
 
 
+@public
 class HostKeyNotVerifiable(SSHError):
     """The server's host key is unknown, has changed, or its signature is bad."""
 
 
+@public
 class PermissionDenied(SSHError):
     """Authentication failed: the server accepted none of our credentials.
 
@@ -110,11 +146,14 @@ class PermissionDenied(SSHError):
         methods: the methods the server said could continue, from its last failure.
     """
 
+    _repr_fields = ("methods",)
+
     def __init__(self, message: str, methods: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.methods = methods
 
 
+@public
 class ChannelOpenError(SSHError):
     """The server refused to open a channel.
 
@@ -122,6 +161,8 @@ class ChannelOpenError(SSHError):
         code: the reason code (a :class:`ChannelOpenFailureReason` when known).
         reason: the server's description.
     """
+
+    _repr_fields = ("code", "reason")
 
     def __init__(self, code: int, reason: str) -> None:
         try:
@@ -133,20 +174,24 @@ class ChannelOpenError(SSHError):
         super().__init__(f"channel open failed: {name}: {reason}")
 
 
+@public
 class ForwardingError(SSHError):
     """A port forwarding could not be set up: the server refused to listen (``tcpip-forward``,
     ``streamlocal-forward@openssh.com``), or the local address could not be bound."""
 
 
+@public
 class ProcessError(SSHError):
     """A command run with ``check=True`` exited with a non-zero status or a signal.
 
     Attributes:
-        args_: the command line.
+        command: the command line.
         returncode: the exit status, or None when it ended by a signal.
         exit_signal: the signal name, when it ended by one.
         stdout, stderr: everything the command wrote.
     """
+
+    _repr_fields = ("returncode", "exit_signal")  # not the output: it may be long
 
     def __init__(
         self,
@@ -165,10 +210,12 @@ class ProcessError(SSHError):
         super().__init__(f"command {command!r} exited with {how}")
 
 
+@public
 class KeyImportError(SSHError):
     """A private or public key could not be read: bad format, wrong passphrase, unsupported type."""
 
 
+@public
 class AgentError(SSHError):
     """The ssh-agent could not be reached, refused a request, or answered something malformed.
 

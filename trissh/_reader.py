@@ -10,6 +10,7 @@ beyond the state's own, and what the loop reads kept in local variables.
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import TYPE_CHECKING, Final
 
@@ -21,11 +22,14 @@ from ._socket_io import receive_into, receive_some
 from ._supervision import stoppable
 from ._sync import Latch
 from ._transport.events import NEED_DATA, HostKeyReceived, KexComplete, PacketReceived
+from ._transport.negotiate import DirectionAlgorithms
 
 if TYPE_CHECKING:
     from ._driver import SSHClientTransport
 
 __all__ = ["MIN_RECEIVE_SIZE", "RECEIVE_SIZE", "run_reader"]
+
+log = logging.getLogger("trissh.transport")
 
 #: The largest read: large reads mean fewer trips through the event loop on bulk data.
 RECEIVE_SIZE: Final = 256 * 1024
@@ -117,6 +121,18 @@ async def _check_host_key(transport: SSHClientTransport, key: PublicKey) -> None
 
 
 def _kex_complete(transport: SSHClientTransport, event: KexComplete) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s: %s: kex %s, host key %s %s, out %s, in %s%s",
+            transport._where,
+            "key exchange done" if event.initial else "rekey done",
+            event.negotiated.kex,
+            event.negotiated.host_key,
+            key.fingerprint if (key := transport.host_key) is not None else "?",
+            _protection(event.negotiated.client_to_server),
+            _protection(event.negotiated.server_to_client),
+            ", strict kex" if event.negotiated.strict_kex else "",
+        )
     if transport._rekey_seconds:
         transport._rekey_deadline = trio.current_time() + transport._rekey_seconds
     transport._kick_writer()
@@ -128,3 +144,10 @@ def _kex_complete(transport: SSHClientTransport, event: KexComplete) -> None:
         transport._start_connection_secure()
     transport._kex_done.set()
     transport._kex_done = Latch()
+
+
+def _protection(direction: DirectionAlgorithms) -> str:
+    """``cipher + mac`` (the cipher alone for an AEAD), and the compression when there is one."""
+    mac = f" + {direction.mac}" if direction.mac else ""
+    compression = f" + {direction.compression}" if direction.compression != "none" else ""
+    return f"{direction.cipher}{mac}{compression}"

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["CLOSE_FLUSH_TIMEOUT", "close", "fail", "guard", "start_task", "stoppable"]
 
 log = logging.getLogger("trissh.driver")
+#: The connection's life events at INFO (connecting, connected: in trissh._connect; closed: here).
+connection_log = logging.getLogger("trissh.connection")
 
 #: How long a closing connection waits to flush queued packets and its DISCONNECT.
 CLOSE_FLUSH_TIMEOUT: Final = 5.0
@@ -178,6 +180,13 @@ async def fail(transport: SSHClientTransport, error: SSHError) -> None:
 def shut_down(transport: SSHClientTransport, status: TransportStatus) -> None:
     """Enter ``status`` (FAILED or CLOSED; ``error`` is set): wake every waiter, close the socket."""
     transport._status = status
+    connection_log.info(
+        "connection to %s %s (%d bytes sent, %d received)",
+        transport._where,
+        "closed" if status is CLOSED else f"ended: {transport.error}",
+        transport.bytes_sent,
+        transport.bytes_received,
+    )
     # Wake whoever waits for progress that will now never come.
     transport._secure.set()
     transport._kex_done.set()

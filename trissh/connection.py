@@ -21,6 +21,7 @@ from ._channels.process_io import PIPE, OutputTarget
 from ._channels.session import CompletedProcess, Process
 from ._channels.streams import ChannelStream
 from ._driver import SSHClientTransport
+from ._public import public
 from ._transport.negotiate import Negotiated
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = ["SSHConnection"]
 log = logging.getLogger("trissh.connection")
 
 
+@public
 class SSHConnection:
     """An authenticated SSH connection. Made by :func:`connect`; use it inside its block.
 
@@ -57,6 +59,16 @@ class SSHConnection:
         #: Environment variables every session started here gets (the config's SendEnv and SetEnv),
         #: under those a call passes in ``env``.
         self.session_env: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        # For a log line: who, where, whether it is still usable, and what protects it (nothing secret).
+        transport = self._transport
+        user = f"{self.auth.username}@" if self.auth.username else ""
+        state = "closed" if transport.is_closed else "open"
+        negotiated = transport.negotiated
+        if negotiated is not None:
+            state += f", {negotiated.kex}, {negotiated.client_to_server.cipher}"
+        return f"<trissh.SSHConnection {user}{transport._where} {state}>"
 
     def _env(self, env: Mapping[str, str] | None) -> Mapping[str, str] | None:
         if not self.session_env:

@@ -38,7 +38,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, Unpack
 
 import trio
 
@@ -49,10 +49,21 @@ from ._configured import load_config
 from ._connect import ConnectTimeout, connect
 from ._connect_options import DEFAULT
 from ._errors import SSHError, exception_leaves
+from ._public import public
 from .connection import SSHConnection
+
+if TYPE_CHECKING:
+    from ._algorithms.kex import GexBits
+    from ._auth.exchange import BannerHandler
+    from ._auth.host_key_check import HostKeyPolicy, KnownHostsArg
+    from ._auth.key_sources import ClientKeysArg, Default
+    from ._auth.methods import KbdintHandler, PasswordChangeHandler, PasswordSource
+    from ._configured import ConfigArg
+    from ._connect_options import PassphraseSource
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "FanoutConnectOptions",
     "HostResult",
     "HostResults",
     "HostSpec",
@@ -77,13 +88,49 @@ Job = Callable[[SSHConnection, str], Awaitable[CompletedProcess]]
 
 #: Extra :func:`trissh.connect` keywords for one host (``host``, ``port`` and ``username`` included),
 #: over the shared ones: what an ssh_config lookup gives, say.
-OptionsFor = Callable[["HostSpec"], Mapping[str, Any]]
+OptionsFor = Callable[["HostSpec"], Mapping[str, object]]
+
+
+@public
+class FanoutConnectOptions(TypedDict, total=False):
+    """The :func:`trissh.connect` keywords :func:`run_on_hosts` and :func:`for_each_host` pass on to
+    every host: all of them but ``host`` and ``connect_timeout`` (which they take themselves). Each
+    has connect()'s type; a test keeps the two lists the same."""
+
+    port: int | None
+    username: str | None
+    password: PasswordSource
+    client_keys: ClientKeysArg
+    passphrase: PassphraseSource
+    agent_path: str | os.PathLike[str] | Default | None
+    forward_agent: bool | None
+    known_hosts: KnownHostsArg
+    host_key_policy: HostKeyPolicy | None
+    preferred_auth: Sequence[str] | str | None
+    kbdint_handler: KbdintHandler | None
+    password_change_handler: PasswordChangeHandler | None
+    banner_handler: BannerHandler | None
+    kex_algs: Sequence[str] | None
+    host_key_algs: Sequence[str] | None
+    ciphers: Sequence[str] | None
+    macs: Sequence[str] | None
+    compression: bool | Sequence[str] | None
+    gex_bits: GexBits | tuple[int, int, int] | None
+    rekey_bytes: int | None
+    rekey_seconds: float | Default | None
+    keepalive_interval: float | None
+    keepalive_count_max: int | None
+    tunnel: SSHConnection | None
+    proxy_jump: str | None
+    config: ConfigArg
+
 
 _PORT_RE: Final = re.compile(r"[0-9]{1,5}")
 # ConnectTimeout messages end with the step that was under way: "... (key exchange)".
 _STAGE_RE: Final = re.compile(r"\(([^()]*)\)$")
 
 
+@public
 class HostTimeout(SSHError):
     """A host of :func:`run_on_hosts` ran out of time: ``"connect timed out after 5 s (key exchange)"``.
 
@@ -92,6 +139,8 @@ class HostTimeout(SSHError):
         seconds: the bound that ran out: ``connect_timeout`` or the host's ``timeout``.
         bound: which of the two it was, ``"connect_timeout"`` or ``"timeout"``.
     """
+
+    _repr_fields = ("phase", "seconds", "bound")
 
     def __init__(
         self,
@@ -106,6 +155,7 @@ class HostTimeout(SSHError):
         super().__init__(f"{phase} timed out after {seconds:g} s" + (f" ({detail})" if detail else ""))
 
 
+@public
 @dataclass(frozen=True)
 class HostSpec:
     """A parsed host string: ``hostname``, ``port`` (None: not given) and ``username`` (None: not given)."""
@@ -154,6 +204,7 @@ def parse_host(text: str) -> HostSpec:
     return HostSpec(hostname, port, username)
 
 
+@public
 class HostResult(tuple[str, Outcome]):
     """One host's outcome; unpacks as ``(host, result)``.
 
@@ -186,6 +237,7 @@ class HostResult(tuple[str, Outcome]):
         return f"HostResult({self[0]!r}, {self[1]!r}, position={self.position}, elapsed={self.elapsed:.3f})"
 
 
+@public
 class HostResults:
     """The results of a run, as an async iterator of :class:`HostResult` in completion order.
 
@@ -274,6 +326,7 @@ def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
+@public
 @asynccontextmanager
 async def for_each_host(
     hosts: Iterable[str],
@@ -283,7 +336,7 @@ async def for_each_host(
     connect_timeout: float | None = 30.0,
     timeout: float | None = None,
     options_for: OptionsFor | None = None,
-    **connect_options: Any,
+    **connect_options: Unpack[FanoutConnectOptions],
 ) -> AsyncIterator[HostResults]:
     """Connect to each host, run ``job(conn)``, close; yield results as they come (see :func:`run_on_hosts`).
 
@@ -311,7 +364,7 @@ async def for_each_host(
     # connect() checks its settings when called, before anything is sent: a bad one raises here.
     managers: list[AbstractAsyncContextManager[SSHConnection]] = []
     for _, spec in specs:
-        options = {
+        options: dict[str, Any] = {
             "host": spec.hostname,
             "port": spec.port if spec.port is not None else default_port,
             "username": spec.username or default_user,
@@ -356,6 +409,7 @@ async def for_each_host(
         receive.close()
 
 
+@public
 def run_on_hosts(
     hosts: Iterable[str],
     command: str | Sequence[str],
@@ -363,7 +417,7 @@ def run_on_hosts(
     limit: int = DEFAULT_LIMIT,
     connect_timeout: float | None = 30.0,
     timeout: float | None = None,
-    **connect_options: Any,
+    **connect_options: Unpack[FanoutConnectOptions],
 ) -> AbstractAsyncContextManager[HostResults]:
     """Run ``command`` on every host, at most ``limit`` at once; yield the results as hosts finish.
 

@@ -45,6 +45,7 @@ from types import MappingProxyType
 from typing import Final
 
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader, string
 from .cert_names import (
     CERT_HOST_KEY_ALGORITHMS,
@@ -108,6 +109,7 @@ _SUBJECT_FIELDS: Final[Mapping[str, int]] = {
 }
 
 
+@public
 class CertType(enum.IntEnum):
     """PROTOCOL.certkeys ``type`` field."""
 
@@ -115,11 +117,12 @@ class CertType(enum.IntEnum):
     HOST = 2
 
 
+@public
 @dataclass(frozen=True, slots=True, eq=False)
 class Certificate:
     """A parsed OpenSSH certificate. Its CA signature is checked by :func:`parse_certificate`.
 
-    Fields:
+    Attributes:
         blob: the whole certificate as it travels on the wire.
         key_type: the certificate key type, e.g. ``"ssh-ed25519-cert-v01@openssh.com"``.
         key: the certified (subject) public key.
@@ -340,6 +343,7 @@ def parse_openssh_certificate_line(line: str | bytes) -> Certificate:
 # --- checks ------------------------------------------------------------------------------------
 
 
+@public
 class CertCheck(enum.Enum):
     """Which acceptance check a certificate failed (see :func:`check_certificate`)."""
 
@@ -355,6 +359,7 @@ class CertCheck(enum.Enum):
     CRITICAL_OPTIONS = "critical options"
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class CertProblem:
     """Why :func:`check_certificate` refused a certificate.

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader, mpint, string
 
 __all__ = [
@@ -118,6 +119,7 @@ _CURVE_BY_CRYPTO_NAME: Final[Mapping[str, str]] = {
 }
 
 
+@public
 @final
 class PublicKey:
     """An SSH public key: its wire blob plus the `cryptography` object to verify with.

@@ -52,6 +52,7 @@ from .._algorithms.certificates import (
 )
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, decode_public_key
 from .._errors import AgentError, KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader, byte, mpint, string, uint32
 from .agent_path import AUTH_SOCK_ENV, default_agent_path
 from .identity import Identity
@@ -129,6 +130,7 @@ _MIN_KEY_ENTRY: Final = 8
 _U32_MAX: Final = 0xFFFFFFFF
 
 
+@public
 class SSHAgentClient:
     """A connection to an ssh-agent: list, use, add and remove its keys.
 
@@ -403,6 +405,7 @@ class SSHAgentClient:
         await self._request("remove all keys request", message, AgentMessage.SUCCESS)
 
 
+@public
 class AgentIdentity(Identity):
     """A key held by an ssh-agent, as :meth:`SSHAgentClient.list_keys` returns it.
 

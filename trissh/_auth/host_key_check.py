@@ -39,7 +39,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from .._algorithms.cert_names import CERT_SIGNATURE_ALGORITHMS, cert_algorithm
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey
@@ -55,6 +55,7 @@ from .known_hosts import (
 
 __all__ = [
     "HostKeyPolicy",
+    "KnownHostsArg",
     "host_key_preferences",
     "load_known_hosts",
     "make_host_key_verifier",
@@ -63,17 +64,24 @@ __all__ = [
 if TYPE_CHECKING:
     from .._algorithms.certificates import Certificate
     from .._driver import HostKeyVerifier
+    from .key_sources import Default
 
 log = logging.getLogger("trissh.host_key")
 
 #: ``"strict"``, ``"accept-new"``, or ``async def policy(host, port, key) -> bool`` for an unknown key.
 HostKeyPolicy = Literal["strict", "accept-new"] | Callable[[str, int, PublicKey], Awaitable[bool]]
 
+#: What ``connect(known_hosts=...)`` takes: a :class:`KnownHosts`, a path, paths, None (no host key
+#: checking: explicit and insecure) or the default marker. Exported as ``trissh.KnownHostsArg``.
+KnownHostsArg: TypeAlias = (
+    "KnownHosts | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Default | None"
+)
+
 _POLICIES = ("strict", "accept-new")
 
 
 def load_known_hosts(
-    known_hosts: object, policy: HostKeyPolicy, *, default: bool = False
+    known_hosts: KnownHostsArg, policy: HostKeyPolicy, *, default: bool = False
 ) -> KnownHosts | None:
     """The :class:`KnownHosts` for ``connect(known_hosts=..., host_key_policy=...)``.
 
@@ -192,8 +200,8 @@ def make_host_key_verifier(
             verdict = known.check_certificate(host, port, certificate, now=int(clock()))
             if verdict.status is CertificateStatus.TRUSTED:
                 assert verdict.entry is not None
-                log.debug(
-                    "%s: %s trusted by @cert-authority at %s",
+                log.info(
+                    "%s: host %s trusted by @cert-authority at %s",
                     where,
                     certificate.describe(),
                     verdict.entry.where,
@@ -242,8 +250,8 @@ async def _verify_plain(
     where = _where(host, port)
     status, entry = known.explain(host, port, key)
     if status is HostKeyStatus.TRUSTED:
-        if certificate is not None:
-            log.debug("%s: certified key %s is a known host key (%s)", where, key.fingerprint, _at(entry))
+        what = "certified key" if certificate is not None else "host key"
+        log.info("%s: %s %s %s accepted: known at %s", where, what, key.key_type, key.fingerprint, _at(entry))
         return True
     if status is HostKeyStatus.REVOKED:
         raise HostKeyNotVerifiable(
@@ -271,7 +279,12 @@ async def _verify_plain(
     else:
         unknown = f"host key for {where} is not known: {key.key_type} {key.fingerprint}"
     if callable(policy):
-        return await policy(host, port, key)
+        accepted = await policy(host, port, key)
+        verdict = "accepted" if accepted else "refused"
+        log.info(
+            "%s: unknown host key %s %s %s by host_key_policy", where, key.key_type, key.fingerprint, verdict
+        )
+        return accepted
     if policy == "accept-new":
         if not known.paths:
             log.warning(

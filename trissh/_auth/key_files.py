@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .._algorithms.hostkeys import PublicKey, decode_public_key, parse_openssh_public_key
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader
 from .key_file_reading import SECURITY_KEY_HINT, pem_label, read_key_file
 from .private_key import PrivateKey, crypto_key_label
@@ -60,6 +61,7 @@ _PEM_PRIVATE_LABELS: Final = frozenset(
 )
 
 
+@public
 class PassphraseRequired(KeyImportError):
     """The key file is encrypted and no passphrase was given (or the passphrase callback declined).
 
@@ -207,6 +209,7 @@ def _not_private_key(data: bytes, where: str) -> KeyImportError:
 # --- import ------------------------------------------------------------------------------------
 
 
+@public
 def import_private_key(
     data: bytes, passphrase: str | bytes | None = None, *, name: str | None = None
 ) -> PrivateKey:
@@ -305,6 +308,7 @@ def _wrap(key: object, comment: str, where: str) -> PrivateKey:
 # --- files -------------------------------------------------------------------------------------
 
 
+@public
 def read_private_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> PrivateKey:
     """Read a private key file (formats as :func:`import_private_key`).
 

@@ -79,6 +79,7 @@ __all__ = [
     "DEFAULT_KEY_NAMES",
     "ClientKey",
     "ClientKeys",
+    "ClientKeysArg",
     "FileIdentity",
     "KeySources",
     "PassphraseSource",
@@ -110,8 +111,10 @@ DEFAULT_KEY_NAMES: Final = ("id_rsa", "id_ecdsa", "id_ed25519")
 CertificateSource: TypeAlias = "Certificate | bytes | KeyPath"
 #: One ``client_keys`` item.
 ClientKey: TypeAlias = KeyPath | PrivateKey | Identity | tuple[PrivateKey | KeyPath, CertificateSource]
-#: What ``client_keys`` accepts: one item, a sequence of them, None (no keys) or :data:`DEFAULT_KEYS`.
-ClientKeys: TypeAlias = ClientKey | Sequence[ClientKey] | Default | None
+#: What ``connect(client_keys=...)`` accepts: one item, a sequence of them, None (no keys) or
+#: :data:`DEFAULT_KEYS`. Exported as ``trissh.ClientKeysArg``.
+ClientKeysArg: TypeAlias = ClientKey | Sequence[ClientKey] | Default | None
+ClientKeys: TypeAlias = ClientKeysArg  # its earlier name
 
 _HOW_TO: Final = (
     "to offer a key, pass client_keys=[path, PrivateKey or (key, certificate)] "
@@ -344,7 +347,7 @@ def _key_label(key: PublicKey, certificate: Certificate | None) -> str:
 async def collect_identities(
     *,
     agent: SSHAgentClient | None,
-    client_keys: ClientKeys = DEFAULT_KEYS,
+    client_keys: ClientKeysArg = DEFAULT_KEYS,
     passphrase: PassphraseSource = None,
     identities_only: bool = False,
 ) -> KeySources:
@@ -446,7 +449,7 @@ def _count(n: int, what: str) -> str:
 async def open_key_sources(
     *,
     agent_path: KeyPath | Default | None = DEFAULT_AGENT,
-    client_keys: ClientKeys = DEFAULT_KEYS,
+    client_keys: ClientKeysArg = DEFAULT_KEYS,
     passphrase: PassphraseSource = None,
     identities_only: bool = False,
 ) -> AsyncIterator[KeySources]:

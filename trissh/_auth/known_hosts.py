@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 from .._algorithms.hostkeys import SUPPORTED_KEY_TYPES, PublicKey, decode_public_key
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader
 from .host_patterns import PatternMatcher
 
@@ -89,6 +90,7 @@ _PATTERN_CHARS: Final = frozenset("*?!")
 _ALGORITHM_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9@._+-]{0,63}")
 
 
+@public
 class HostKeyStatus(enum.Enum):
     """The verdict of :meth:`KnownHosts.check` on a host's key."""
 
@@ -115,6 +117,7 @@ class Marker(enum.Enum):
     CERT_AUTHORITY = "@cert-authority"
 
 
+@public
 class CertificateStatus(enum.Enum):
     """The verdict of :meth:`KnownHosts.check_certificate` on a host certificate."""
 
@@ -131,6 +134,7 @@ class CertificateStatus(enum.Enum):
     NO_CA = "no CA"
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class KnownHostEntry:
     """One parsed known_hosts line.
@@ -159,11 +163,12 @@ class KnownHostEntry:
         return f"{self.source}:{self.lineno}"
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class CertificateVerdict:
     """What :meth:`KnownHosts.check_certificate` found.
 
-    Fields:
+    Attributes:
         status: the :class:`CertificateStatus`.
         entry: the line that decided: the ``@cert-authority`` line trusting the CA
             (TRUSTED, INVALID) or the ``@revoked`` line (REVOKED); None for NO_CA.
@@ -200,6 +205,7 @@ def default_known_hosts_paths() -> list[Path]:
     ]
 
 
+@public
 @final
 class KnownHosts:
     """The entries of one or more known_hosts files, indexed for lookup by host.

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from .._algorithms.hostkeys import HOST_KEY_ALGORITHMS, PublicKey, public_key_from_crypto
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import mpint, string
 
 __all__ = ["CryptoPrivateKey", "PrivateKey", "rsa_signature_algorithms"]
@@ -50,6 +51,7 @@ def rsa_signature_algorithms(server_sig_algs: Sequence[str] | None, allow_sha1: 
     return algorithms
 
 
+@public
 @final
 class PrivateKey:
     """A private key that can sign SSH authentication requests.

@@ -29,6 +29,7 @@ from .._algorithms.hostkeys import (
     public_key_from_crypto,
 )
 from .._errors import KeyImportError
+from .._public import public
 from .._wire import DecodeError, Reader
 from .key_file_reading import SECURITY_KEY_HINT, pem_label, read_key_file
 
@@ -39,6 +40,7 @@ _RFC4716_END: Final = b"---- END SSH2 PUBLIC KEY ----"
 _PEM_PUBLIC_LABELS: Final = frozenset({b"PUBLIC KEY", b"RSA PUBLIC KEY"})
 
 
+@public
 def read_public_key(path: str | os.PathLike[str]) -> PublicKey:
     """Read a public key file in any format ``ssh-keygen`` writes.
 

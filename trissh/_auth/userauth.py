@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from .._driver import SSHClientTransport
 from .._errors import KeyImportError, PermissionDenied
+from .._public import public
 from .exchange import AuthExchange, BannerHandler
 from .methods import DEFAULT_PREFERRED_AUTH, METHODS, AuthMethod, AuthSettings, NoneMethod, Outcome
 
@@ -34,13 +35,23 @@ __all__ = ["AuthResult", "authenticate", "check_preferred_auth"]
 log = logging.getLogger("trissh.auth")
 
 
+@public
 @dataclass
 class AuthResult:
-    """How authentication went: the methods that succeeded (partial successes first), and banners."""
+    """How authentication went.
+
+    Attributes:
+        method: the method that completed it (``"publickey"``, ``"password"``...); ``""`` before it has.
+        methods: every method that succeeded, partial successes first (more than one when the server
+            asks for several, OpenSSH's ``AuthenticationMethods``).
+        banners: the server's login banners, in the order they came.
+        username: the user name authenticated as; ``""`` when not known (a connection made by hand).
+    """
 
     method: str = ""
     methods: list[str] = field(default_factory=list)
     banners: list[str] = field(default_factory=list)
+    username: str = ""
 
 
 def check_preferred_auth(names: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -71,7 +82,7 @@ async def authenticate(
     """
     await transport.request_service("ssh-userauth")
     exchange = AuthExchange(transport, settings.username, banner_handler)
-    result = AuthResult(banners=exchange.banners)
+    result = AuthResult(banners=exchange.banners, username=settings.username)
     methods: dict[str, AuthMethod] = {name: METHODS[name](settings) for name in preferred}
     current: AuthMethod = NoneMethod(settings)
     while True:

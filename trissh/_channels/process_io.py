@@ -24,9 +24,11 @@ This module only names and checks targets and runs copies; the channel side
 from __future__ import annotations
 
 import enum
-from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 import trio
+
+from .._public import public
 
 __all__ = [
     "DEVNULL",
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 
+@public
 class Redirect(enum.Enum):
     """Where a process's output stream goes when it is not copied into a stream."""
 
@@ -64,7 +67,7 @@ STDOUT: Final = Redirect.STDOUT
 class AsyncWriter(Protocol):
     """An async file-like object (``trio.wrap_file(open(..., "wb"))``): only ``write`` is used."""
 
-    async def write(self, data: bytes, /) -> Any: ...
+    async def write(self, data: bytes, /) -> object: ...  # (a file returns a count; unused)
 
 
 OutputTarget: TypeAlias = "Redirect | trio.abc.SendStream | AsyncWriter"

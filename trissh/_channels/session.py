@@ -49,6 +49,7 @@ import trio
 from .. import _messages as msg
 from .._auth.agent_forward import AGENT_REQUEST
 from .._errors import ChannelOpenError, ChannelOpenFailureReason, ProtocolError
+from .._public import public
 from .._wire import Reader, boolean, byte, string, uint32
 from .channel import EXTENDED_DATA_STDERR, Channel, ChannelState
 from .process_io import PIPE, STDOUT, Redirect
@@ -103,6 +104,7 @@ def check_signal_name(name: str | signal.Signals) -> str:
     raise ValueError(f"unknown signal {name!r}; RFC 4254 §6.10 names are {sorted(SIGNAL_NAMES)}")
 
 
+@public
 class ExitSignal(str):
     """The signal that ended a command (RFC 4254 §6.10 ``exit-signal``): a ``str``, its name.
 
@@ -221,14 +223,25 @@ class SessionChannel(Channel):
         return None
 
 
+@public
 @dataclass(frozen=True)
 class CompletedProcess:
-    """A finished command.
+    """A finished command, as :meth:`SSHConnection.run` returns it.
 
-    Fields: args (the command line as sent), returncode (exit status; minus
-    the signal number if a signal ended it; None if the server reported
-    neither), stdout, stderr (bytes; empty when sent elsewhere), exit_signal
-    (an :class:`ExitSignal`, a ``str`` such as ``"TERM"``, or None).
+    Attributes:
+        args: the command line as sent (a sequence given to ``run()`` is joined with
+            :func:`shlex.join`).
+        returncode: the exit status the server reported (``exit-status``); for a command
+            ended by a signal (``exit-signal``), minus its number, as :mod:`subprocess` does.
+            None when the server closed the channel without reporting either, or reported a
+            signal this system has no number for (``exit_signal`` then names it).
+        stdout: everything the command wrote to its standard output; ``b""`` when
+            ``stdout=`` was :data:`DEVNULL` or a stream (the output went there). Never None.
+        stderr: the same for standard error; also ``b""`` with ``stderr=STDOUT`` (it is in
+            ``stdout``) and on a terminal (``term_type``), where the server sends both as one
+            stream. Never None.
+        exit_signal: the :class:`ExitSignal` (a ``str`` such as ``"TERM"``) that ended the
+            command; None when it exited by itself or the server reported nothing.
     """
 
     args: str
@@ -237,12 +250,31 @@ class CompletedProcess:
     stderr: bytes
     exit_signal: ExitSignal | None = None
 
+    def __repr__(self) -> str:
+        # Output can be megabytes: a log line gets its start and its size.
+        how = f", exit_signal={str(self.exit_signal)!r}" if self.exit_signal is not None else ""
+        return (
+            f"trissh.CompletedProcess(args={self.args!r}, returncode={self.returncode!r}, "
+            f"stdout={_brief(self.stdout)}, stderr={_brief(self.stderr)}{how})"
+        )
+
+
+#: How much of an output a repr shows.
+_REPR_BYTES: Final = 48
+
+
+def _brief(data: bytes) -> str:
+    if len(data) <= _REPR_BYTES:
+        return repr(data)
+    return f"{data[:_REPR_BYTES]!r}... ({len(data)} bytes)"
+
 
 #: The names these streams had before they served every channel kind.
 ProcessWriter = ChannelSendStream
 ProcessReader = ChannelReceiveStream
 
 
+@public
 class ProcessPhase(enum.Enum):
     """How far :meth:`Process.start` got."""
 
@@ -252,13 +284,29 @@ class ProcessPhase(enum.Enum):
     STARTED = "started"
 
 
+@public
 class Process:
     """A command running on the server. Use via ``SSHConnection.open_process`` or ``open_shell``.
 
     Attributes:
-        command: the command line (or subsystem name; "" for a shell).
-        stdin: a :class:`ChannelSendStream`; stdout, stderr: :class:`ChannelReceiveStream`
-            (a stream sent elsewhere, with ``stdout=``/``stderr=``, reads end-of-file).
+        command: the command line (or subsystem name; ``""`` for a shell).
+        stdin: a :class:`ChannelSendStream` (``send_eof()`` closes the command's input).
+        stdout: a :class:`ChannelReceiveStream`. Never None: when ``stdout=`` sent the output
+            elsewhere (:data:`DEVNULL`, a stream), reading it gives end-of-file at once.
+        stderr: the same for standard error; also end-of-file at once with ``stderr=STDOUT``
+            (it arrives in ``stdout``) and on a terminal, where the server sends both as one.
+        returncode: None until the command has ended and its channel closed (so also between
+            the server's exit report and its close); then the exit status, minus the signal
+            number for a signal, or None when the server reported neither. :meth:`wait`
+            returns it, and raises instead when the connection broke first.
+        exit_signal: the :class:`ExitSignal` that ended the command, from the moment the
+            server reports it; None while it runs and when it exited by itself.
+        running: whether the command was started and its channel is still open.
+        phase: how far :meth:`start` got (:class:`ProcessPhase`).
+        has_terminal: whether a pseudo-terminal was granted (``term_type`` given).
+        stderr_discarded: bytes of unread stderr dropped to keep stdout flowing (0 unless
+            stderr was left unread while reading stdout: see ``MAX_UNREAD_STDERR``).
+        channel: the session channel underneath (low-level).
     """
 
     def __init__(self, channel: SessionChannel, command: str) -> None:
@@ -269,6 +317,24 @@ class Process:
         self.stderr = ChannelReceiveStream(channel, EXTENDED_DATA_STDERR)
         self.phase = ProcessPhase.STARTING
         self.has_terminal = False
+
+    def __repr__(self) -> str:
+        # For a log line: which command, and where it is in its life (never its output).
+        channel = self.channel
+        if channel.exit_signal is not None:
+            how = f"killed by signal {channel.exit_signal}"
+        elif channel.exit_status is not None:
+            how = f"exited {channel.exit_status}"
+        elif channel.error is not None:
+            how = f"failed: {type(channel.error).__name__}"
+        elif self.running:
+            how = "running"
+        elif self.phase is ProcessPhase.STARTING and not channel.is_closed:
+            how = "starting"
+        else:
+            how = "closed without an exit status"
+        what = repr(self.command) if self.command else "shell"
+        return f"<trissh.Process {what} {how}, channel {channel.local_id}>"
 
     @property
     def returncode(self) -> int | None:

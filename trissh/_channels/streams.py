@@ -33,6 +33,7 @@ from typing import TypeVar, final
 
 import trio
 
+from .._public import public
 from .channel import Channel
 
 _Taken = TypeVar("_Taken", bytes, list[bytes | memoryview])
@@ -49,6 +50,7 @@ async def _checked(channel: Channel) -> None:
         raise
 
 
+@public
 @final
 class ChannelSendStream(trio.abc.SendStream):
     """The sending direction of a channel (a process's standard input)."""
@@ -104,6 +106,7 @@ class ChannelSendStream(trio.abc.SendStream):
             await trio.lowlevel.checkpoint()
 
 
+@public
 @final
 class ChannelReceiveStream(trio.abc.ReceiveStream):
     """One data stream of a channel: 0 for the data, 1 for stderr (extended data)."""
@@ -168,6 +171,7 @@ class ChannelReceiveStream(trio.abc.ReceiveStream):
         await trio.lowlevel.checkpoint()
 
 
+@public
 @final
 class ChannelStream(trio.abc.HalfCloseableStream):
     """A bidirectional channel (direct-tcpip, streamlocal, forwarded) as one Trio stream.

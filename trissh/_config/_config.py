@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias, final
 
+from .._public import public
 from ._algorithms import ALGORITHM_KEYWORDS, trissh_defaults, trissh_supported
 from ._errors import ConfigError
 from ._reader import ConfigFile, read_config, read_text
@@ -55,6 +56,7 @@ def _check_arguments(host: str, user: str | None) -> None:
         raise ValueError(f"remote username contains invalid characters: {user!r}")
 
 
+@public
 @final
 class SSHConfig:
     """ssh_config(5) files, read and checked once, resolved per host as OpenSSH 9.2's ``ssh -G`` does.
@@ -186,6 +188,7 @@ def _flag(value: object) -> bool | None:
     return None if value is None else bool(value)
 
 
+@public
 @final
 @dataclass(frozen=True)
 class ResolvedConfig:

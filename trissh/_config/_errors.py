@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from .._errors import SSHError
+from .._public import public
 
 __all__ = ["ConfigError"]
 
 
+@public
 class ConfigError(SSHError):
     """An ssh_config(5) file that OpenSSH's ``ssh`` would refuse to use.
 

@@ -24,12 +24,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import trio
 
 from .._channels.direct import open_tcp_stream, open_unix_stream
+from .._channels.launch import unwrap_group
 from .._channels.mux import ChannelMux
 from .._errors import SSHError
+from .._public import public
 from .listen import tcp_listeners, unix_listener
 from .relay import relay
 from .socks import serve_socks_client
@@ -51,7 +54,12 @@ OpenDestination = Callable[[tuple[str, int]], Awaitable[trio.abc.HalfCloseableSt
 Carry = Callable[[trio.SocketStream, tuple[str, int]], Awaitable[None]]
 
 
-@dataclass(frozen=True)
+#: A local socket address listened on: a unix socket path, or an IPv4 or IPv6 address tuple.
+SocketAddress: TypeAlias = str | tuple[str, int] | tuple[str, int, int, int]
+
+
+@public
+@dataclass(frozen=True, repr=False)
 class LocalForward:
     """A running local forwarding, as yielded by ``conn.forward_local_port`` and its kin.
 
@@ -59,13 +67,22 @@ class LocalForward:
         listen_host: the host name or address asked for (``""``: all interfaces); None for a unix socket.
         port: the TCP port listened on (the one the system chose when 0 was asked); 0 for a unix socket.
         path: the unix socket listened on, or None.
-        addresses: every local socket address listened on (``localhost`` has two).
+        addresses: every local socket address listened on (``localhost`` has two): a
+            path for a unix socket, ``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)``
+            for IPv6.
+        destination: where each connection is carried, as the server reaches it
+            (``"db.internal:5432"``, ``"unix:/run/app.sock"``), or ``"SOCKS"`` for ``forward_socks``.
     """
 
     listen_host: str | None
     port: int
     path: Path | None
-    addresses: tuple[str | tuple[object, ...], ...]
+    addresses: tuple[SocketAddress, ...]
+    destination: str = ""
+
+    def __repr__(self) -> str:
+        here = os.fspath(self.path) if self.path is not None else f"{self.listen_host or '*'}:{self.port}"
+        return f"<trissh.LocalForward {here} -> {self.destination or '?'}>"
 
 
 def peer_name(stream: trio.SocketStream) -> tuple[str, int]:
@@ -110,6 +127,8 @@ async def serve_local(
                 yield
             finally:
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the block's own error leaves as itself
+        raise unwrap_group(group) from None
     finally:
         for listener in listeners:
             listener.socket.close()
@@ -148,7 +167,7 @@ async def forward_local_port(
 
     listeners = await tcp_listeners(listen_host, listen_port)
     async with serve_local(mux, listeners, carry):
-        yield _tcp_forward(listen_host, listeners)
+        yield _tcp_forward(listen_host, listeners, f"{dest_host}:{dest_port}")
 
 
 @asynccontextmanager
@@ -167,7 +186,7 @@ async def forward_local_unix(
     path = Path(listen_path)
     listener = await unix_listener(path)
     async with serve_local(mux, [listener], carry, path=path):
-        yield LocalForward(None, 0, path, (os.fspath(path),))
+        yield LocalForward(None, 0, path, (os.fspath(path),), f"unix:{os.fspath(dest_path)}")
 
 
 @asynccontextmanager
@@ -185,9 +204,9 @@ async def forward_socks(mux: ChannelMux, listen_host: str, listen_port: int) -> 
 
     listeners = await tcp_listeners(listen_host, listen_port)
     async with serve_local(mux, listeners, carry):
-        yield _tcp_forward(listen_host, listeners)
+        yield _tcp_forward(listen_host, listeners, "SOCKS")
 
 
-def _tcp_forward(listen_host: str, listeners: list[trio.SocketListener]) -> LocalForward:
+def _tcp_forward(listen_host: str, listeners: list[trio.SocketListener], destination: str) -> LocalForward:
     addresses = tuple(tuple(listener.socket.getsockname()) for listener in listeners)
-    return LocalForward(listen_host, int(addresses[0][1]), None, addresses)
+    return LocalForward(listen_host, int(addresses[0][1]), None, addresses, destination)

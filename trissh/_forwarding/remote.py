@@ -36,9 +36,11 @@ import trio
 
 from .._channels.channel import ServerOpenedChannel
 from .._channels.incoming import Listening, Origin
+from .._channels.launch import unwrap_group
 from .._channels.mux import ChannelMux
 from .._channels.streams import ChannelStream
 from .._errors import ChannelOpenFailureReason, ForwardingError
+from .._public import public
 from .._wire import Reader, string, uint32
 from .relay import relay
 
@@ -50,7 +52,8 @@ log = logging.getLogger("trissh.forwarding")
 ChannelHandler = Callable[[ChannelStream], Awaitable[object]]
 
 
-@dataclass(frozen=True)
+@public
+@dataclass(frozen=True, repr=False)
 class RemoteForward:
     """A running remote forwarding, as yielded by ``conn.forward_remote_port``/``forward_remote_unix``.
 
@@ -58,11 +61,18 @@ class RemoteForward:
         listen_host: the address the server listens on, as asked for; None for a unix socket.
         port: the port it listens on (the one it chose when 0 was asked); 0 for a unix socket.
         path: the unix socket path on the server, or None.
+        destination: where each connection is carried, here: ``"127.0.0.1:8080"``,
+            ``"unix:/run/app.sock"``, or ``"handler <its name>"``.
     """
 
     listen_host: str | None
     port: int
     path: str | None
+    destination: str = ""
+
+    def __repr__(self) -> str:
+        there = self.path if self.path is not None else f"{self.listen_host or '*'}:{self.port}"
+        return f"<trissh.RemoteForward {there} (on the server) -> {self.destination or '?'}>"
 
 
 #: Where each forwarded connection goes: a handler, a local (host, port), or a local unix socket path.
@@ -88,15 +98,18 @@ async def forward_remote_port(
         if not 0 < port < 65536:
             raise ForwardingError(f"the server says it listens on port {port} for us, which is not a port")
     key = (listen_host, port)
-    async with trio.open_nursery() as nursery:
-        mux.incoming.tcp[key] = Listening(nursery, serve, f"remote port {listen_host or '*'}:{port}")
-        try:
-            yield RemoteForward(listen_host, port, None)
-        finally:
-            del mux.incoming.tcp[key]
-            if mux.transport.error is None:
-                mux.send_global_request_nowait("cancel-tcpip-forward", string(listen_host) + uint32(port))
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            mux.incoming.tcp[key] = Listening(nursery, serve, f"remote port {listen_host or '*'}:{port}")
+            try:
+                yield RemoteForward(listen_host, port, None, _describe(destination))
+            finally:
+                del mux.incoming.tcp[key]
+                if mux.transport.error is None:
+                    mux.send_global_request_nowait("cancel-tcpip-forward", string(listen_host) + uint32(port))
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the block's own error leaves as itself
+        raise unwrap_group(group) from None
 
 
 @asynccontextmanager
@@ -110,15 +123,29 @@ async def forward_remote_unix(
         raise ForwardingError(
             f"the server refused to listen on unix socket {listen_path} for us (streamlocal-forward)"
         )
-    async with trio.open_nursery() as nursery:
-        mux.incoming.unix[listen_path] = Listening(nursery, serve, f"remote unix socket {listen_path}")
-        try:
-            yield RemoteForward(None, 0, listen_path)
-        finally:
-            del mux.incoming.unix[listen_path]
-            if mux.transport.error is None:
-                mux.send_global_request_nowait("cancel-streamlocal-forward@openssh.com", string(listen_path))
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            mux.incoming.unix[listen_path] = Listening(nursery, serve, f"remote unix socket {listen_path}")
+            try:
+                yield RemoteForward(None, 0, listen_path, _describe(destination))
+            finally:
+                del mux.incoming.unix[listen_path]
+                if mux.transport.error is None:
+                    mux.send_global_request_nowait(
+                        "cancel-streamlocal-forward@openssh.com", string(listen_path)
+                    )
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise unwrap_group(group) from None
+
+
+def _describe(destination: Destination) -> str:
+    """``destination`` for a repr or a log line (checked already by :func:`_server_for`)."""
+    if callable(destination):
+        return f"handler {getattr(destination, '__qualname__', type(destination).__name__)}"
+    if isinstance(destination, tuple):
+        return f"{destination[0]}:{destination[1]}"
+    return f"unix:{os.fspath(destination)}"
 
 
 def _server_for(destination: Destination) -> Callable[[ServerOpenedChannel, Origin], Awaitable[None]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import _messages as msg
 from .._errors import DisconnectError, DisconnectReason
+from .._public import public
 from .._wire import Reader, boolean, byte, name_list, uint32
 
 __all__ = [
@@ -98,6 +99,7 @@ class KexInit:
         return cls(payload, kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, follows)
 
 
+@public
 @dataclass(frozen=True)
 class DirectionAlgorithms:
     """The algorithms for one direction. ``mac`` is None when the cipher is an AEAD."""
@@ -107,6 +109,7 @@ class DirectionAlgorithms:
     compression: str
 
 
+@public
 @dataclass(frozen=True)
 class Negotiated:
     """What the key exchange agreed, per direction.

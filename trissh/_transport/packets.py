@@ -13,8 +13,10 @@ and the opener refuses oversized lengths before they are waited for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Final
 
+from .. import _messages as msg
 from .._algorithms.ciphers import (
     MAX_OVERHEAD,
     MAX_PACKET_LENGTH,
@@ -28,9 +30,44 @@ from .._algorithms.ciphers import (
 if TYPE_CHECKING:  # the streams' module (zlib) is imported when a connection first compresses
     from .._algorithms.zlib_streams import Compressor, Decompressor
 
-__all__ = ["PacketReader", "PacketWriter"]
+__all__ = ["PACKET_LOG", "PacketReader", "PacketWriter", "packet_debug_enabled"]
 
 _SEQ_MASK = 0xFFFFFFFF
+
+#: One DEBUG line per packet each way: its message type, length and channel, never its contents.
+PACKET_LOG: Final = logging.getLogger("trissh.packets")
+
+
+def packet_debug_enabled() -> bool:
+    """Whether packets are logged: asked once per connection, so that the packet loop pays one
+    boolean test per packet when they are not (DEBUG turned on later shows a later connection's)."""
+    return PACKET_LOG.isEnabledFor(logging.DEBUG)
+
+
+def _log_packet(
+    label: str, direction: str, seq: int, payload: bytes | bytearray | memoryview, size: int
+) -> None:
+    """Log one packet's type, sequence number and payload length; for a channel message, its channel."""
+    kind = payload[0] if payload else -1
+    extra = ""
+    if msg.CHANNEL_OPEN_CONFIRMATION <= kind <= msg.CHANNEL_FAILURE and len(payload) >= 5:
+        # The recipient channel: the server's number for what we send, ours for what we receive.
+        whose = "their" if direction == "sent" else "our"
+        extra = f", {whose} channel {int.from_bytes(payload[1:5], 'big')}"
+        if kind == msg.CHANNEL_WINDOW_ADJUST and len(payload) >= 9:
+            extra += f", +{int.from_bytes(payload[5:9], 'big')} window"
+        elif kind == msg.CHANNEL_REQUEST:
+            extra += f", {_name_at(payload, 5)}"
+    elif kind in (msg.CHANNEL_OPEN, msg.GLOBAL_REQUEST):
+        extra = f", {_name_at(payload, 1)}"
+    PACKET_LOG.debug("%s%s #%d %s, %d bytes%s", label, direction, seq, msg.message_name(kind), size, extra)
+
+
+def _name_at(payload: bytes | bytearray | memoryview, offset: int) -> str:
+    """The request or channel type name (an SSH string) at ``offset``: a name, never data."""
+    length = int.from_bytes(payload[offset : offset + 4], "big")
+    name = bytes(payload[offset + 4 : offset + 4 + min(length, 64)])
+    return repr(name.decode("ascii", "replace"))
 
 
 # Buffers start empty and small, since most connections only ever send small
@@ -59,12 +96,17 @@ class PacketWriter:
         "_spare",
         "bytes_since_rekey",
         "compressor",
+        "debug",
+        "log_label",
         "packets_since_rekey",
         "seq",
         "wrapped",
     )
 
     def __init__(self) -> None:
+        #: Log each packet at DEBUG (see :func:`packet_debug_enabled`), after ``log_label`` ("host:port: ").
+        self.debug = False
+        self.log_label = ""
         self._sealer: Sealer = plain_sealer()
         self.seq = 0
         self.wrapped = False  # the sequence number went past 2**32 - 1 since the last reset
@@ -89,6 +131,8 @@ class PacketWriter:
         self, payload: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview = b""
     ) -> None:
         """Seal one packet whose payload is ``payload + tail`` (see ``Sealer.seal_into``)."""
+        if self.debug:
+            _log_packet(self.log_label, "sent", self.seq, payload, len(payload) + len(tail))
         if self.compressor is not None:
             payload, tail = self.compressor.compress(payload, tail), b""
         out = self._reserve(len(payload) + len(tail) + MAX_OVERHEAD)
@@ -158,13 +202,18 @@ class PacketReader:
         "_pending_size",
         "_pos",
         "bytes_since_rekey",
+        "debug",
         "decompressor",
+        "log_label",
         "packets_since_rekey",
         "seq",
         "wrapped",
     )
 
     def __init__(self) -> None:
+        #: As :attr:`PacketWriter.debug` and ``log_label``, for received packets.
+        self.debug = False
+        self.log_label = ""
         self._opener: Opener = plain_opener()
         self._pending_size = 0  # wire size of the packet being waited for, 0 if unknown
         self._chunk: bytes | bytearray | memoryview = b""  # the newest received chunk
@@ -257,6 +306,8 @@ class PacketReader:
         self.packets_since_rekey += 1
         if self.decompressor is not None:
             payload = self.decompressor.decompress(seq, payload)
+        if self.debug:
+            _log_packet(self.log_label, "received", seq, payload, len(payload))
         return seq, payload
 
     def _start_discard(self, error: PacketError, consumed: int) -> None:

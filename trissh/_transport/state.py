@@ -60,7 +60,7 @@ from .host_key import check_rekey_host_key, verified_host_key
 from .key_derivation import derive_keys
 from .message_rules import allowed_during_kex, check_strict_initial_kex, log_debug_message, parse_ext_info
 from .negotiate import AlgorithmPreferences, KexInit, Negotiated, negotiate
-from .packets import PacketReader, PacketWriter
+from .packets import PacketReader, PacketWriter, packet_debug_enabled
 from .version import CLIENT_VERSION, VersionParser, version_line
 
 if TYPE_CHECKING:
@@ -186,6 +186,8 @@ class TransportState:
         self.extensions: dict[str, bytes] = {}
         self._reader = PacketReader()
         self._writer = PacketWriter()
+        # Asked once: the packet loop then pays one boolean test per packet (see packet_debug_enabled).
+        self._reader.debug = self._writer.debug = packet_debug_enabled()
         self._version_parser = VersionParser()
         self._version_buffer = bytearray()
         self._our_kexinit: KexInit | None = None
@@ -199,6 +201,10 @@ class TransportState:
         self._error: SSHError | None = None
 
     # --- the driver's calls ------------------------------------------------------
+
+    def set_log_label(self, where: str) -> None:
+        """Start this connection's packet log lines with ``where`` (``host:port``)."""
+        self._reader.log_label = self._writer.log_label = f"{where}: "
 
     def start(self) -> None:
         """Queue our version line and our first KEXINIT (we need not wait for theirs)."""
@@ -361,6 +367,7 @@ class TransportState:
             if version is None:
                 return NEED_DATA
             self.server_version = version
+            log.info("%sserver version %r", self._reader.log_label, version)
             self.phase = Phase.OPEN
             self._reader.feed(bytes(self._version_buffer))  # the first packets may have come with it
             self._version_buffer.clear()

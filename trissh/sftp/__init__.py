@@ -49,3 +49,11 @@ __all__ = [
     "SFTPStatVFS",
     "SFTPTransferError",
 ]
+
+# What only this package exports shows as ``trissh.sftp.X`` (in reprs, tracebacks, pickles); the names
+# that ``trissh`` exports too are already ``trissh.X`` (see trissh._public).
+for _name in __all__:
+    _obj = globals()[_name]
+    if _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

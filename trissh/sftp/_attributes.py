@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from .._public import public
 from .._wire import DecodeError, Reader, string
 from ._constants import AttrFlag
 
@@ -36,6 +37,7 @@ _U64: Final = struct.Struct(">Q")
 _U32_PAIR: Final = struct.Struct(">II")
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class SFTPAttributes:
     """File attributes as SFTP version 3 carries them.

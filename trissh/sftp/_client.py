@@ -25,6 +25,7 @@ from typing import Final
 
 import trio
 
+from .._public import public
 from .._wire import DecodeError, Reader, string, uint32, uint64
 from . import _trees
 from ._attributes import SFTPAttributes
@@ -69,6 +70,7 @@ def _symlink_target_first(extensions: dict[str, bytes], default: bool) -> bool:
     return "openssh" in vendor.lower()
 
 
+@public
 class SFTPClient:
     """An SFTP session: ``async with conn.open_sftp() as sftp``.
 
@@ -92,7 +94,12 @@ class SFTPClient:
         self.depth = DEFAULT_DEPTH
 
     def __repr__(self) -> str:
-        return f"<SFTPClient {self._session.state.value}, {len(self.extensions)} extensions>"
+        session = self._session
+        error = f" ({type(session.error).__name__})" if session.error is not None else ""
+        return (
+            f"<trissh.SFTPClient {session.state.value}{error}, channel {session.process.channel.local_id}, "
+            f"{len(self.extensions)} extensions, {self.read_chunk // 1024} KiB x {self.depth} in flight>"
+        )
 
     @property
     def extensions(self) -> dict[str, bytes]:

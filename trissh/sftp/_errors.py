@@ -14,6 +14,7 @@ import errno as _errno
 from typing import ClassVar, Final
 
 from .._errors import ProtocolError, SSHError
+from .._public import public
 from ._constants import StatusCode
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 
+@public
 class SFTPError(SSHError):
     """The server answered a request with a failure STATUS.
 
@@ -66,7 +68,12 @@ class SFTPError(SSHError):
         return f"{self.path}: {text}" if self.path is not None else text
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({int(self.code)!r}, {self.message!r}, {self.path!r})"
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}({int(self.code)!r}, {self.message!r}, {self.path!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Through __init__ again, which sets the OSError fields (errno, strerror, filename) as it did.
+        return (type(self), (self.code, self.message, self.path), self.__dict__)
 
 
 def _set_os_fields(error: OSError, errno: int | None, strerror: str, filename: str | None) -> None:
@@ -130,6 +137,7 @@ class SFTPFailure(SFTPError):
     """
 
 
+@public
 class SFTPTransferError(SFTPError):
     """A transfer failed part-way, or its source changed size while it was copied.
 

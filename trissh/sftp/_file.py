@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .._public import public
 from .._wire import string
 from ._attributes import SFTPAttributes
 from ._codec import Attrs
@@ -35,6 +36,7 @@ class FileState(enum.Enum):
     CLOSED = "closed"
 
 
+@public
 class SFTPFile:
     """An open remote file: ``read``, ``write``, ``seek``, ``tell``, ``stat``, ``truncate``, ``fsync``.
 

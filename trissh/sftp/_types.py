@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from .._public import public
 from ._attributes import SFTPAttributes
 
 __all__ = ["SFTPLimits", "SFTPName", "SFTPStatVFS", "StrPath", "decode_name", "encode_path", "shown_path"]
@@ -17,6 +18,7 @@ __all__ = ["SFTPLimits", "SFTPName", "SFTPStatVFS", "StrPath", "decode_name", "e
 StrPath: TypeAlias = "str | bytes | os.PathLike[str]"
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class SFTPName:
     """One directory entry: its name (not a path), ``ls -l``-style long name, and attributes."""
@@ -26,6 +28,7 @@ class SFTPName:
     attrs: SFTPAttributes
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class SFTPLimits:
     """The server's ``limits@openssh.com`` answer (0: no limit stated)."""
@@ -36,6 +39,7 @@ class SFTPLimits:
     max_open_handles: int
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class SFTPStatVFS:
     """``statvfs@openssh.com``: the file system's figures, as :func:`os.statvfs`."""

@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import hashes
 
 from ... import _messages as msg
 from ..._errors import DisconnectReason, ProtocolError
+from ..._public import public
 from ..._wire import Reader
 
 __all__ = ["GexBits", "KexMethod", "KexResult", "KexSetup", "kex_failed"]
 
 
+@public
 @dataclass(frozen=True)
 class GexBits:
     """Group sizes asked for in a Diffie-Hellman group exchange (RFC 4419, RFC 8270).
