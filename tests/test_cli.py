@@ -99,3 +99,36 @@ def test_a_bad_destination_is_a_usage_error_255() -> None:
         [sys.executable, "-m", "trissh", "bad host"], capture_output=True, timeout=30, check=False
     )
     assert done.returncode == 255 and b"invalid destination" in done.stderr and b"usage:" in done.stderr
+
+
+def _jump_config(server: SSHServer, tmp_path: Path) -> Path:
+    block = "".join(
+        f"  {line}\n"
+        for line in (
+            "HostName 127.0.0.1", f"Port {server.port}", f"User {server.username}",
+            f"IdentityFile {server.client_key}", "IdentitiesOnly yes", "IdentityAgent none",
+            f"UserKnownHostsFile {server.known_hosts}",
+        )
+    )  # fmt: skip
+    path = tmp_path / "config"
+    path.write_text(f"Host bastion\n{block}Host target\n{block}")
+    return path
+
+
+def test_jump_host_option_goes_through_the_bastion(sshd: SSHServer, tmp_path: Path) -> None:
+    """``-J bastion``: the jump host is resolved from the files alone, as ssh's own ``ssh -W`` for it
+    is run with ``-F`` but not the command line's options (here, ``-J`` itself would loop)."""
+    config = _jump_config(sshd, tmp_path)
+    argv = [sys.executable, "-m", "trissh", "-F", str(config), "-J", "bastion", "target", "echo", "ok"]
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, b"ok\n"), done.stderr
+
+
+def test_command_line_options_are_for_the_destination_not_the_jump_host(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    config = _jump_config(sshd, tmp_path)
+    argv = [sys.executable, "-m", "trissh", "-F", str(config), "-l", "nobody-here", "-J", "bastion", "target"]
+    done = subprocess.run([*argv, "true"], capture_output=True, timeout=60, check=False)
+    assert done.returncode == 255
+    assert b"hop 2 of 2, via jump host" in done.stderr, done.stderr  # bastion let us in as ourselves

@@ -103,6 +103,56 @@ async def test_proxy_jump_names_another_alias(sshd: SSHServer, tmp_path: Path) -
             assert isinstance(conn.transport.stream, ChannelStream)  # it runs over the bastion's channel
 
 
+def _logins(sshd: SSHServer) -> int:
+    return sshd.read_log().count("Accepted publickey")
+
+
+async def _logins_for(sshd: SSHServer, host: str, config: Path) -> int:
+    """How many logins sshd saw for one connect() to ``host`` (every hop logs in to the same sshd)."""
+    before = _logins(sshd)
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect(host, config=config) as conn:
+            assert await echo(conn) == b"ok\n"
+    return _logins(sshd) - before  # sshd logs each login before it answers it
+
+
+async def test_a_first_jump_hosts_own_proxy_jump_is_followed(sshd: SSHServer, tmp_path: Path) -> None:
+    """inner -> ProxyJump outer -> ProxyJump edge, as ssh goes (its ``ssh -W`` for the first hop reads
+    that hop's entry): three logins. Hops after the first come from the list alone."""
+    text = (
+        alias_config(sshd, name="edge")
+        + alias_config(sshd, "  ProxyJump edge", name="outer")
+        + alias_config(sshd, "  ProxyJump outer", name="inner")
+        + alias_config(sshd, "  ProxyJump edge,outer", name="listed")
+    )
+    config = write(tmp_path, text)
+    assert await _logins_for(sshd, "inner", config) == 3
+    assert await _logins_for(sshd, "listed", config) == 3  # outer's own ProxyJump is not followed again
+
+
+async def test_a_first_jump_hosts_own_proxy_command_is_used(sshd: SSHServer, tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    marker = tmp_path / "proxy-command-ran"
+    proxy = f"ProxyCommand sh -c 'touch {marker}; exec {sys.executable} -m trissh -q -F {path} -W %h:%p edge'"
+    path.write_text(
+        alias_config(sshd, name="edge")
+        + alias_config(sshd, "  " + proxy, name="outer")
+        + alias_config(sshd, "  ProxyJump outer", name="inner")
+    )
+    with trio.fail_after(TIMEOUT):
+        async with trissh.connect("inner", config=path) as conn:
+            assert await echo(conn) == b"ok\n"
+    assert marker.exists()
+
+
+async def test_a_proxy_jump_loop_in_the_config_is_an_error(sshd: SSHServer, tmp_path: Path) -> None:
+    config = write(tmp_path, alias_config(sshd, "  ProxyJump alias"))
+    with trio.fail_after(TIMEOUT), pytest.raises(ConfigError, match=r"loop in the config") as caught:
+        async with trissh.connect("alias", config=config):
+            pass
+    assert str(caught.value).count("at jump host") == 1  # named once, not once per level
+
+
 async def test_proxy_command_carries_the_connection(sshd: SSHServer, tmp_path: Path) -> None:
     """ProxyCommand: here trissh's own ``-W``, through the same config's other alias."""
     path = tmp_path / "config"
@@ -117,7 +167,8 @@ async def test_proxy_command_carries_the_connection(sshd: SSHServer, tmp_path: P
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("false", r"ProxyCommand 'false' closed its output \(exited with status 1\)"),
+        # It exits at once: whether trissh's read or its write finds that first is a race.
+        ("false", r"ProxyCommand 'false' (closed its output|stopped reading) \(exited with status 1\)"),
         ("echo garbage", r"ProxyCommand 'echo garbage'"),
     ],
 )
@@ -264,3 +315,22 @@ async def test_identities_only_offers_none_of_the_agents_other_keys(sshd: SSHSer
         with trio.fail_after(TIMEOUT):
             async with trissh.connect("alias", config=config) as conn:
                 assert await echo(conn) == b"ok\n"
+
+
+@pytest.mark.parametrize("spelling", ["path", "variable"])
+async def test_forward_agent_naming_an_agent_forwards_that_one(
+    sshd: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """``ForwardAgent /socket`` or ``$VAR``: that agent is lent to the server, though the login itself
+    uses no agent (``IdentityAgent none``)."""
+    with run_agent() as agent:
+        ssh_add(agent, sshd.client_keys["ecdsa"])
+        monkeypatch.setenv("TRISSH_TEST_AGENT", str(agent))
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        value = str(agent) if spelling == "path" else "$TRISSH_TEST_AGENT"
+        config = write(tmp_path, alias_config(sshd, f"  ForwardAgent {value}"))
+        with trio.fail_after(TIMEOUT):
+            async with trissh.connect("alias", config=config) as conn:
+                listed = await conn.run("ssh-add -l -E sha256", check=True)
+    fingerprint = trissh.read_public_key(f"{sshd.client_keys['ecdsa']}.pub").fingerprint
+    assert fingerprint in listed.stdout.decode()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import trio
 
 from ._connect_options import ConnectOptions, Default, build_options
+from ._jump import MAX_JUMP_HOSTS
 
 if TYPE_CHECKING:
     from ._config import SSHConfig
@@ -59,15 +60,32 @@ async def configured_options(config: SSHConfig, host: str, given: Mapping[str, o
 
 async def configured_hop(options: ConnectOptions, hop: JumpHost) -> ConnectOptions:
     """A jump host's settings as ssh gives them to ``ssh -W``: its own config entry (HostName, User,
-    Port, IdentityFile...), the caller's explicit keywords, never the destination's password."""
+    Port, IdentityFile...), the caller's explicit keywords, never the destination's password.
+
+    ssh reaches ``ProxyJump a,b`` by running ``ssh -J a -W host:port b``: the hops after the first come
+    from the list, but the first (``ssh -W ... a``) is a plain ssh of its own, so *its* ProxyJump or
+    ProxyCommand applies. The first hop is the one with no tunnel yet; a chain of such entries is bounded.
+    """
     assert options.config is not None
     given = {k: v for k, v in options.given.items() if k not in _DESTINATION_ONLY}
     if hop.user:
         given["username"] = hop.user
     if hop.port_given:
         given["port"] = hop.port
-    hop_options = await configured_options(options.config, hop.host, given)
-    return replace(hop_options, proxy_jump=(), proxy_command=None, forwards=((), (), ()), session_env=None)
+    hop_options = await configured_options(options.config.for_jump_hosts(), hop.host, given)
+    hop_options = replace(hop_options, forwards=((), (), ()), session_env=None, jump_depth=options.jump_depth)
+    if options.tunnel is not None:
+        return replace(hop_options, proxy_jump=(), proxy_command=None)
+    if hop_options.proxy_jump:
+        if options.jump_depth >= MAX_JUMP_HOSTS:
+            from ._config import ConfigError
+
+            raise ConfigError(
+                f"ProxyJump: jump host {hop.where}'s own ProxyJump leads more than {MAX_JUMP_HOSTS} hosts"
+                " deep (a loop in the config?)"
+            )
+        hop_options = replace(hop_options, jump_depth=options.jump_depth + 1)
+    return hop_options
 
 
 # connect() keywords that are the destination's alone: a jump host never gets them.

@@ -302,12 +302,13 @@ _NONE_IS_A_VALUE: Final = frozenset(
 
 def _connect_options(options: ConnectOptions) -> AbstractAsyncContextManager[SSHConnection]:
     if options.proxy_jump:
-        return jump_chain(options, _connected, prepare_hop=configured_hop if options.config else None)
+        # Hops connect through this function too: a first hop's own ProxyJump (from the config) nests.
+        return jump_chain(options, _connect_options, prepare_hop=configured_hop if options.config else None)
     return _connected(options)
 
 
 @asynccontextmanager
-async def _configured(host: str, given: dict[str, object], config: object) -> AsyncIterator[SSHConnection]:
+async def _configured(host: str, given: dict[str, object], config: ConfigArg) -> AsyncIterator[SSHConnection]:
     """connect() with ssh_config applied: the files read and the host resolved in a worker thread
     (disk, and ``Match exec`` when allowed), then connect as usual."""
     loaded = await trio.to_thread.run_sync(load_config, config)
@@ -347,7 +348,7 @@ async def _connected(options: ConnectOptions) -> AsyncIterator[SSHConnection]:
                 )
             try:
                 if options.forward_agent:
-                    connection._mux.enable_agent_forwarding(nursery, options.resolved_agent_path)
+                    connection._mux.enable_agent_forwarding(nursery, options.forwarded_agent_path)
                 connection.session_env = dict(options.session_env or {})
                 async with _config_forwards(connection, options):
                     yield connection

@@ -76,6 +76,8 @@ class ConnectOptions:
     bind_address: str | None = None  # the local address to connect from (BindAddress)
     #: Offer only the configured keys, the agent's copies of them included (IdentitiesOnly).
     identities_only: bool = False
+    #: The agent to forward when it is not the one used to log in (``ForwardAgent /path`` or ``$VAR``).
+    forward_agent_path: str | None = None
     #: Environment variables every session of the connection gets (SendEnv, SetEnv).
     session_env: Mapping[str, str] | None = None
     #: The config's (LocalForward, RemoteForward, DynamicForward), open as long as the connection.
@@ -84,6 +86,8 @@ class ConnectOptions:
     #: keywords the caller gave (which win over it).
     config: SSHConfig | None = None
     given: Mapping[str, object] = field(default_factory=dict)
+    #: How many jump hosts' own ProxyJump entries led to this connection (bounded: a config can loop).
+    jump_depth: int = 0
 
     def __post_init__(self) -> None:
         if self.tunnel is not None and self.proxy_jump:
@@ -96,7 +100,7 @@ class ConnectOptions:
             raise ValueError(f"keepalive_interval must be positive, got {self.keepalive_interval}")
         if self.keepalive_count_max < 0:
             raise ValueError(f"keepalive_count_max must be 0 or more, got {self.keepalive_count_max}")
-        if self.forward_agent and self.resolved_agent_path is None:
+        if self.forward_agent and self.forwarded_agent_path is None:
             raise ValueError(
                 "forward_agent=True needs an ssh-agent: SSH_AUTH_SOCK is not set and agent_path gives none"
             )
@@ -105,6 +109,11 @@ class ConnectOptions:
                 "host_key_policy must be 'strict', 'accept-new' or an async callable, "
                 f"got {self.host_key_policy!r}"
             )
+
+    @property
+    def forwarded_agent_path(self) -> str | None:
+        """The agent ``forward_agent`` lends the server: the config's own, else the one used to log in."""
+        return self.forward_agent_path or self.resolved_agent_path
 
     @property
     def resolved_agent_path(self) -> str | None:
@@ -164,6 +173,7 @@ def build_options(
         address_family=get("address_family"),
         bind_address=get("bind_address"),
         identities_only=bool(get("identities_only", False)),
+        forward_agent_path=get("forward_agent_path"),
         session_env=get("session_env") or None,
         forwards=get("forwards", ((), (), ())),
         config=config,

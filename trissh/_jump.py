@@ -158,8 +158,11 @@ def name_hop(exc: SSHError, hop: str, label: str) -> None:
     """Put ``label`` in front of ``exc``'s message and record ``hop`` (``host:port``) on it.
 
     The exception keeps its type and attributes; only its message (``args``)
-    changes, so ``except PermissionDenied`` still catches it.
+    changes, so ``except PermissionDenied`` still catches it. An error named already keeps its name:
+    a jump host's own ProxyJump chain (from the config) names the hop where it failed, innermost first.
     """
+    if hasattr(exc, "hop"):
+        return
     exc.hop = hop  # type: ignore[attr-defined]
     message = str(exc)
     exc.args = (f"{label}: {message}",)

@@ -91,7 +91,7 @@ def load_config(config_file: str | None, lines: list[str]) -> SSHConfig:
     from .._config import SSHConfig
 
     files = SSHConfig.from_text("", name="none") if config_file == "none" else SSHConfig.load(config_file)
-    return SSHConfig.from_text("\n".join(lines), name="command line").followed_by(files)
+    return files.with_options(lines)  # the command line's options: for the destination, not jump hosts
 
 
 def ssh_error(exc: BaseException) -> BaseException | None:

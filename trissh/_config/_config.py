@@ -64,9 +64,12 @@ class SSHConfig:
     Build one with :meth:`load` or :meth:`from_text`.
     """
 
-    def __init__(self, files: Sequence[ConfigFile], *, allow_exec: bool = False) -> None:
+    def __init__(
+        self, files: Sequence[ConfigFile], *, allow_exec: bool = False, destination_only: int = 0
+    ) -> None:
         self._files = tuple(files)
         self._allow_exec = allow_exec
+        self._destination_only = destination_only  # leading files that jump hosts do not see (with_options)
         self._logged_unknown: set[str] = set()  # each unknown keyword is logged once per config
 
     @classmethod
@@ -101,6 +104,24 @@ class SSHConfig:
     def from_text(cls, text: str, name: str = "<string>", *, allow_exec: bool = False) -> SSHConfig:
         """A config given as text (a user config named ``name`` in messages); mainly for tests."""
         return cls([read_text(text, name)], allow_exec=allow_exec)
+
+    def with_options(self, lines: Sequence[str], name: str = "command line") -> SSHConfig:
+        """This config with ``lines`` (``Keyword value`` each) in front, as ssh's command-line options:
+        they win over the files, and apply to the destination only. ssh reaches a jump host by running
+        ``ssh -W`` for it, which gets the ``-F`` files but not the ``-o`` options (:meth:`for_jump_hosts`).
+        """
+        options = read_text("\n".join(lines), name)
+        return SSHConfig(
+            [options, *self._files],
+            allow_exec=self._allow_exec,
+            destination_only=self._destination_only + 1,
+        )
+
+    def for_jump_hosts(self) -> SSHConfig:
+        """The config jump hosts are resolved with: this one without its :meth:`with_options` lines."""
+        if not self._destination_only:
+            return self
+        return SSHConfig(self._files[self._destination_only :], allow_exec=self._allow_exec)
 
     def followed_by(self, other: SSHConfig) -> SSHConfig:
         """This config's files, then ``other``'s, as one config: this one's values win (first obtained

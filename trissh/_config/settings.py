@@ -102,8 +102,16 @@ def connect_settings(r: ResolvedConfig, given: Mapping[str, object]) -> dict[str
         if not methods:
             raise ValueError("config: every authentication method trissh has is turned off")
         put("preferred_auth", methods)
-    if r.forward_agent:
+    if r.forward_agent is True:
         put("forward_agent", True)
+    elif isinstance(r.forward_agent, str):  # an agent of its own: a socket path, or $VARIABLE holding one
+        lent = r.forward_agent
+        socket: str | None = os.environ.get(lent[1:]) if lent.startswith("$") else os.path.expanduser(lent)
+        if socket:
+            put("forward_agent", True)
+            put("forward_agent_path", socket)
+        else:
+            log.warning("config ForwardAgent %s: the variable is not set; no agent is forwarded", lent)
     known = trissh_supported()
     if r.ciphers is not None:
         put("ciphers", _supported(r.ciphers, known["ciphers"], "Ciphers"))
