@@ -40,7 +40,8 @@ from typing import Final
 import pytest
 
 # Private helpers of the sshd harness, shared so that every server is stopped and ported the same way.
-from trissh.testing import _free_port, _log_tail, _ssh_keygen_path, _stop, sshd_path
+from trissh.testing import sshd_path
+from trissh.testing._sshd import _free_port, _log_tail, _ssh_keygen_path, _stop
 
 __all__ = [
     "AsyncSSHServerFactory",

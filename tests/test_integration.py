@@ -394,7 +394,7 @@ async def test_tampered_stream_raises_protocol_error(sshd: SSHServer, make_proxy
 
 async def test_server_killed_mid_transfer(tmp_path: Path) -> None:
     """sshd and its session killed with SIGKILL while a command streams: ConnectionLost, no hang."""
-    from trissh.testing import _descendants
+    from trissh.testing._sshd import _descendants
 
     with start_sshd() as server:
         async with connect(server) as conn, conn.open_process("head -c 1073741824 /dev/zero") as proc:

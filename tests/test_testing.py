@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import trissh.testing
+import trissh.testing._sshd
 from trissh.testing import ENCRYPTED_KEY_PASSPHRASE, HOST_KEY_TYPES, SSHServer, start_sshd
 
 
@@ -169,6 +169,18 @@ def test_unknown_user_key_type() -> None:
         pass
 
 
+def test_host_key_types_chooses_the_host_keys() -> None:
+    with start_sshd(host_key_types=["ssh-ed25519"]) as server:
+        assert set(server.host_keys) == {"ssh-ed25519"}
+        assert [line.split()[1] for line in server.known_hosts.read_text().splitlines()] == ["ssh-ed25519"]
+        assert "HostKey" in server.config_path.read_text()
+        result = subprocess.run(server.ssh_command("true"), capture_output=True, timeout=30, check=False)
+        assert result.returncode == 0, result.stderr
+    for bad in (["ssh-dss"], []):
+        with pytest.raises(ValueError, match="host key"), start_sshd(host_key_types=bad):
+            pass
+
+
 def test_retries_when_the_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """If another process binds our port before sshd does, start_sshd picks another."""
     with socket.socket() as squatter:
@@ -176,8 +188,8 @@ def test_retries_when_the_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None
         squatter.listen()
         taken = squatter.getsockname()[1]
         ports = iter([taken])
-        real_free_port = trissh.testing._free_port
-        monkeypatch.setattr(trissh.testing, "_free_port", lambda: next(ports, None) or real_free_port())
+        real_free_port = trissh.testing._sshd._free_port
+        monkeypatch.setattr(trissh.testing._sshd, "_free_port", lambda: next(ports, None) or real_free_port())
         with start_sshd() as server:
             assert server.port != taken
             assert _ssh(server, "echo ok").stdout == "ok\n"

@@ -1,4 +1,4 @@
-"""A throwaway real OpenSSH server for demos, tests and benchmarks.
+"""A throwaway real OpenSSH server: :func:`start_sshd` and the :class:`SSHServer` it yields.
 
 Theory of operation
 -------------------
@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import functools
 import getpass
 import os
-import pwd
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -42,15 +39,19 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from trissh import SSHConnection
 
 __all__ = [
     "ENCRYPTED_KEY_PASSPHRASE",
     "HOST_KEY_TYPES",
     "USER_KEY_TYPES",
-    "PasswordUser",
     "SSHServer",
-    "password_user",
+    "ToolMissing",
     "sshd_path",
     "start_sshd",
 ]
@@ -85,6 +86,13 @@ _STOP_TIMEOUT: Final = 5.0
 # Keywords the harness owns: changing them would make SSHServer lie about where or how the server runs.
 _RESERVED_KEYWORDS: Final = frozenset({"listenaddress", "port", "pidfile", "authorizedkeysfile"})
 _PRIVSEP_DIR: Final = Path("/run/sshd")
+# Where sshd_path() looks besides PATH (sbin is often not on a user's PATH).
+_SSHD_FIXED_PATH = "/usr/sbin/sshd"
+_SBIN_DIRS = "/usr/local/sbin:/sbin"
+
+
+class ToolMissing(RuntimeError):
+    """sshd or ssh-keygen is not installed (the message says which package has it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +113,8 @@ class SSHServer:
         config_path: Path of the generated ``sshd_config``.
         log_path: Path of sshd's log (its stderr, ``LogLevel VERBOSE``).
         pid: Process id of the listening sshd.
+        alias: The ``Host`` name :attr:`ssh_config` gives the server (the plugin numbers its servers).
+        password: The login's password when the server was made with a password account, else None.
     """
 
     host: str
@@ -118,6 +128,67 @@ class SSHServer:
     config_path: Path
     log_path: Path
     pid: int
+    alias: str = "ssh-server"
+    password: str | None = None
+
+    @property
+    def user(self) -> str:
+        """The login name (the same as :attr:`username`)."""
+        return self.username
+
+    @property
+    def ssh_config(self) -> str:
+        """An ssh_config ``Host`` block for this server, for tools that read one (``ssh -F``, ``trissh -F``).
+
+        ``ssh -F FILE ALIAS`` and ``trissh.connect(ALIAS, config=FILE)`` then log in with no other option.
+        """
+        return (
+            f"Host {self.alias}\n"
+            f"  HostName {self.host}\n"
+            f"  Port {self.port}\n"
+            f"  User {self.username}\n"
+            f"  IdentityFile {self.client_key}\n"
+            "  IdentitiesOnly yes\n"
+            "  IdentityAgent none\n"
+            f"  UserKnownHostsFile {self.known_hosts}\n"
+            "  StrictHostKeyChecking yes\n"
+        )
+
+    def connect(self, **options: Any) -> AbstractAsyncContextManager[SSHConnection]:
+        """``trissh.connect()`` to this server: address, user, key and known_hosts filled in.
+
+        Keyword arguments go to :func:`trissh.connect` and win over those. The connection reads no
+        ssh_config and uses no ssh-agent (``config=None``, ``agent_path=None``), so a developer's own set-up
+        cannot change what a test sees; a server with a password account also gets ``password=``.
+        """
+        import trissh  # here, not at the top: this module must work even when the client is broken
+
+        settings: dict[str, Any] = {
+            "port": self.port,
+            "username": self.username,
+            "client_keys": [self.client_key],
+            "known_hosts": self.known_hosts,
+            "config": None,
+            "agent_path": None,
+        }
+        if self.password is not None:
+            settings["password"] = self.password
+        return trissh.connect(self.host, **{**settings, **options})
+
+    def kill(self) -> None:
+        """Kill sshd at once (SIGKILL), with every session it serves: as when a server dies or its host
+        goes down. Connections to it see their TCP connection drop. The cleanup at the end of
+        :func:`start_sshd` still runs and removes the directory."""
+        pids = [*_descendants(self.pid), self.pid]
+        _signal_all(pids, signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: return once they are gone, so the caller sees a dead server.
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def alive(self) -> bool:
+        """Whether the listening sshd is still running."""
+        return _alive(self.pid)
 
     def ssh_command(self, *command: str, key: Path | None = None) -> list[str]:
         """Return an OpenSSH client command line that logs in to this server.
@@ -152,13 +223,13 @@ def sshd_path() -> str:
     sshd re-executes itself for every connection, so it refuses to run from a relative path.
 
     Raises:
-        RuntimeError: sshd is not installed.
+        ToolMissing: sshd is not installed.
     """
-    candidates = ["/usr/sbin/sshd", shutil.which("sshd"), shutil.which("sshd", path="/usr/local/sbin:/sbin")]
+    candidates = [_SSHD_FIXED_PATH, shutil.which("sshd"), shutil.which("sshd", path=_SBIN_DIRS)]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return os.path.abspath(candidate)
-    raise RuntimeError(
+    raise ToolMissing(
         "OpenSSH's sshd was not found (looked in /usr/sbin and on PATH); "
         "install it with `apt-get install -y openssh-server` (as root)"
     )
@@ -167,7 +238,7 @@ def sshd_path() -> str:
 def _ssh_keygen_path() -> str:
     path = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
     if not os.access(path, os.X_OK):
-        raise RuntimeError(
+        raise ToolMissing(
             "ssh-keygen was not found; install it with `apt-get install -y openssh-client` (as root)"
         )
     return path
@@ -191,7 +262,11 @@ def _free_port() -> int:
 
 
 def _generate_keys(
-    keygen: str, directory: Path, host_prefix: str, user_key_types: Sequence[str]
+    keygen: str,
+    directory: Path,
+    host_prefix: str,
+    user_key_types: Sequence[str],
+    host_key_types: Sequence[str] = tuple(HOST_KEY_TYPES),
 ) -> tuple[dict[str, Path], dict[str, Path]]:
     """Generate host and user keys in parallel (RSA generation dominates start-up time otherwise)."""
     jobs: list[tuple[Path, subprocess.Popen[bytes]]] = []
@@ -204,6 +279,7 @@ def _generate_keys(
     host_keys = {
         key_type: spawn(directory / f"{host_prefix}{key_type}", (*args, "-N", ""))
         for key_type, args in HOST_KEY_TYPES.items()
+        if key_type in host_key_types
     }
     user_keys = {name: spawn(directory / f"user_{name}", USER_KEY_TYPES[name]) for name in user_key_types}
     failures = []
@@ -394,6 +470,7 @@ def start_sshd(
     extra_config: Sequence[str] = (),
     directory: Path | None = None,
     user_key_types: Sequence[str] = ("ed25519",),
+    host_key_types: Sequence[str] = tuple(HOST_KEY_TYPES),
 ) -> Iterator[SSHServer]:
     """Run a throwaway OpenSSH server on 127.0.0.1 with fresh keys, for the duration of a ``with`` block.
 
@@ -414,19 +491,26 @@ def start_sshd(
             stderr.
         directory: Where to create the temporary directory (the system default if None).
         user_key_types: User keys to generate, from :data:`USER_KEY_TYPES`; ``"ed25519"`` is always generated.
+        host_key_types: Host keys to generate, from :data:`HOST_KEY_TYPES` (default: all). RSA takes 0.3 to
+            1.5 s to generate, the others milliseconds: leave ``"ssh-rsa"`` out when start-up time matters.
 
     Yields:
         The running server. On exit (also on exceptions and KeyboardInterrupt) sshd and every process it
         started are stopped and the temporary directory is removed.
 
     Raises:
-        RuntimeError: sshd or ssh-keygen is missing, or sshd did not start (the message has its log's tail).
+        ToolMissing: sshd or ssh-keygen is missing (a :class:`RuntimeError`).
+        RuntimeError: sshd did not start (the message has its log's tail).
         ValueError: an unknown user key type or a reserved keyword in ``extra_config``.
     """
     unknown = set(user_key_types) - set(USER_KEY_TYPES)
     if unknown:
         raise ValueError(f"unknown user key types {sorted(unknown)}; choose from {sorted(USER_KEY_TYPES)}")
     key_types = ["ed25519", *(name for name in dict.fromkeys(user_key_types) if name != "ed25519")]
+    if unknown_host := set(host_key_types) - set(HOST_KEY_TYPES):
+        raise ValueError(f"unknown host key types {sorted(unknown_host)}; choose from {list(HOST_KEY_TYPES)}")
+    if not host_key_types:
+        raise ValueError("host_key_types is empty: sshd needs a host key")
     sshd = sshd_path()
     keygen = _ssh_keygen_path()
     # Validate extra_config before spending time on keys.
@@ -436,7 +520,7 @@ def start_sshd(
     tmp = Path(tempfile.mkdtemp(prefix="trissh-sshd-", dir=directory))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        host_keys, client_keys = _generate_keys(keygen, tmp, "host_", key_types)
+        host_keys, client_keys = _generate_keys(keygen, tmp, "host_", key_types, host_key_types)
         (tmp / "authorized_keys").write_text(
             "".join(Path(f"{path}.pub").read_text() for path in client_keys.values())
         )
@@ -496,91 +580,3 @@ def start_sshd(
                 _stop(proc)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class PasswordUser:
-    """A throwaway local account with a password, as yielded by :func:`password_user`.
-
-    Attributes:
-        name: the login name.
-        password: its password.
-        home: its home directory (removed with the account).
-    """
-
-    name: str
-    password: str
-    home: Path
-
-
-@contextlib.contextmanager
-def password_user(name: str = "trissh-pw") -> Iterator[PasswordUser]:
-    """Create a local account with a fresh random password for the duration of a ``with`` block.
-
-    For testing password and keyboard-interactive authentication against :func:`start_sshd`, which
-    must then allow them (``extra_config=["PasswordAuthentication yes"]``). Only root can make
-    accounts; sshd checks the password against ``/etc/shadow`` (``UsePAM no``) or through PAM.
-    An account of that name left behind by a killed run is reused and given the new password. Two
-    test runs on one machine take turns with a name (a lock file in the temporary directory): the
-    account's end, which kills its processes, must not land in the middle of the other run's tests.
-
-    Raises:
-        PermissionError: not running as root.
-        RuntimeError: ``useradd`` or ``chpasswd`` failed (the message says why).
-    """
-    if os.geteuid() != 0:
-        raise PermissionError("password_user() needs root: only root can create accounts")
-    useradd, userdel, chpasswd = (
-        shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin") for tool in ("useradd", "userdel", "chpasswd")
-    )
-    if not (useradd and userdel and chpasswd):
-        raise RuntimeError("useradd/userdel/chpasswd not found (Debian package passwd)")
-    with open(Path(tempfile.gettempdir()) / f"trissh-account-{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-        yield from _make_password_user(name, useradd, userdel, chpasswd)
-
-
-def _make_password_user(name: str, useradd: str, userdel: str, chpasswd: str) -> Iterator[PasswordUser]:
-    home = Path(tempfile.mkdtemp(prefix=f"trissh-{name}-"))
-    password = secrets.token_urlsafe(12)
-    try:
-        _remove_leftover_account(name, userdel)
-        done = subprocess.run(
-            [useradd, "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name],
-            capture_output=True,
-            timeout=30,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"useradd {name} failed: {done.stderr.decode(errors='replace').strip()}")
-        shutil.chown(home, user=name)
-        done = subprocess.run(
-            [chpasswd], input=f"{name}:{password}\n".encode(), capture_output=True, timeout=30
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"chpasswd for {name} failed: {done.stderr.decode(errors='replace').strip()}")
-        yield PasswordUser(name, password, home)
-    finally:
-        _kill_processes_of(name)
-        subprocess.run([userdel, name], capture_output=True, timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _remove_leftover_account(name: str, userdel: str) -> None:
-    """Delete an account of ours that a killed run left behind; refuse to touch anyone else's."""
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return
-    if not Path(entry.pw_dir).name.startswith(f"trissh-{name}-"):
-        raise RuntimeError(
-            f"an account {name!r} exists and was not made by trissh.testing (home {entry.pw_dir})"
-        )
-    _kill_processes_of(name)
-    subprocess.run([userdel, name], capture_output=True, timeout=30, check=True)
-
-
-def _kill_processes_of(name: str) -> None:
-    """End whatever the throwaway account still runs (userdel refuses while it runs anything)."""
-    pkill = shutil.which("pkill", path="/usr/bin:/bin")
-    if pkill is not None:
-        subprocess.run([pkill, "-KILL", "-u", name], capture_output=True, timeout=30)
