@@ -159,7 +159,7 @@ class SSHServer:
 
         Keyword arguments go to :func:`trissh.connect` and win over those. The connection reads no
         ssh_config and uses no ssh-agent (``config=None``, ``agent_path=None``), so a developer's own set-up
-        cannot change what a test sees; a server with a password account also gets ``password=``.
+        cannot change what a test sees. A server with a password account logs in by ``password=`` alone.
         """
         import trissh  # here, not at the top: this module must work even when the client is broken
 
@@ -171,8 +171,8 @@ class SSHServer:
             "config": None,
             "agent_path": None,
         }
-        if self.password is not None:
-            settings["password"] = self.password
+        if self.password is not None:  # a password account (the plugin's): sshd cannot read our keys for it
+            settings.update(password=self.password, client_keys=[])
         return trissh.connect(self.host, **{**settings, **options})
 
     def kill(self) -> None:
