@@ -181,10 +181,7 @@ class SSHServer:
         :func:`start_sshd` still runs and removes the directory."""
         pids = [*_descendants(self.pid), self.pid]
         _signal_all(pids, signal.SIGKILL)
-        # SIGKILL is delivered asynchronously: return once they are gone, so the caller sees a dead server.
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        _wait_gone(pids)  # SIGKILL is delivered asynchronously: the caller must see a dead server
 
     def alive(self) -> bool:
         """Whether the listening sshd is still running."""
@@ -457,11 +454,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    # They are not our children, so poll rather than wait.
+    _signal_all(_wait_gone(leftovers), signal.SIGKILL)
+
+
+def _wait_gone(pids: Sequence[int]) -> list[int]:
+    """Wait up to ``_STOP_TIMEOUT`` for ``pids`` to end; return those still running. They need not be
+    our children (sshd's sessions are not), so this polls rather than waits."""
     deadline = time.monotonic() + _STOP_TIMEOUT
-    while (leftovers := [pid for pid in leftovers if _alive(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    _signal_all(leftovers, signal.SIGKILL)
+    while (running := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return running
 
 
 @contextlib.contextmanager
