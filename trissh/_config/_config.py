@@ -123,11 +123,6 @@ class SSHConfig:
             return self
         return SSHConfig(self._files[self._destination_only :], allow_exec=self._allow_exec)
 
-    def followed_by(self, other: SSHConfig) -> SSHConfig:
-        """This config's files, then ``other``'s, as one config: this one's values win (first obtained
-        wins), as ssh's command-line options win over its files. ``Match exec`` runs if either allows."""
-        return SSHConfig([*self._files, *other._files], allow_exec=self._allow_exec or other._allow_exec)
-
     @property
     def allow_exec(self) -> bool:
         """Whether ``Match exec`` commands run (:meth:`load`)."""
