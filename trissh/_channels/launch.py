@@ -39,7 +39,7 @@ from .open import channel_opened
 from .process_io import DEVNULL, PIPE, STDOUT, OutputTarget, check_target, copy_output, is_stream_target
 from .session import CompletedProcess, Process, SessionChannel
 
-__all__ = ["command_line", "open_session", "run_session", "unwrap_group"]
+__all__ = ["command_line", "open_nursery_unwrapped", "open_session", "run_session", "unwrap_group"]
 
 
 def command_line(command: str | Sequence[str]) -> str:
@@ -86,6 +86,18 @@ def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 @asynccontextmanager
+async def open_nursery_unwrapped() -> AsyncIterator[trio.Nursery]:
+    """A nursery that lets its one real error leave as itself, the block's own included, rather than in
+    an ExceptionGroup (:func:`unwrap_group`): for context managers whose helper tasks are an internal
+    matter, so that the caller's ``except`` works as written."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        raise unwrap_group(group) from None
+
+
+@asynccontextmanager
 async def open_session(
     mux: ChannelMux,
     command: str,
@@ -114,16 +126,13 @@ async def open_session(
             if not copies:
                 yield process
                 return
-            try:
-                async with trio.open_nursery() as nursery:
-                    for name, stream_no, target in copies:
-                        source = process.stdout if stream_no == 0 else process.stderr
-                        nursery.start_soon(copy_output, source, target, name=f"trissh.process.copy {name}")
-                    yield process
-                    if process.running:
-                        nursery.cancel_scope.cancel()  # left early: what is left of the output is not wanted
-            except BaseExceptionGroup as group:
-                raise unwrap_group(group) from None
+            async with open_nursery_unwrapped() as nursery:
+                for name, stream_no, target in copies:
+                    source = process.stdout if stream_no == 0 else process.stderr
+                    nursery.start_soon(copy_output, source, target, name=f"trissh.process.copy {name}")
+                yield process
+                if process.running:
+                    nursery.cancel_scope.cancel()  # left early: what is left of the output is not wanted
         finally:
             process.stop_nowait()
 

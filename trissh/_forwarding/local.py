@@ -29,7 +29,7 @@ from typing import TypeAlias
 import trio
 
 from .._channels.direct import open_tcp_stream, open_unix_stream
-from .._channels.launch import unwrap_group
+from .._channels.launch import open_nursery_unwrapped
 from .._channels.mux import ChannelMux
 from .._errors import SSHError
 from .._public import public
@@ -110,7 +110,7 @@ async def serve_local(
         await carry(stream, peer_name(stream))
 
     try:
-        async with trio.open_nursery() as nursery:
+        async with open_nursery_unwrapped() as nursery:
             accepting = trio.CancelScope()
 
             async def accept_until_stopped() -> None:
@@ -127,8 +127,6 @@ async def serve_local(
                 yield
             finally:
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # the block's own error leaves as itself
-        raise unwrap_group(group) from None
     finally:
         for listener in listeners:
             listener.socket.close()

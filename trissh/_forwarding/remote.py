@@ -36,7 +36,7 @@ import trio
 
 from .._channels.channel import ServerOpenedChannel
 from .._channels.incoming import Listening, Origin
-from .._channels.launch import unwrap_group
+from .._channels.launch import open_nursery_unwrapped
 from .._channels.mux import ChannelMux
 from .._channels.streams import ChannelStream
 from .._errors import ChannelOpenFailureReason, ForwardingError
@@ -98,18 +98,15 @@ async def forward_remote_port(
         if not 0 < port < 65536:
             raise ForwardingError(f"the server says it listens on port {port} for us, which is not a port")
     key = (listen_host, port)
-    try:
-        async with trio.open_nursery() as nursery:
-            mux.incoming.tcp[key] = Listening(nursery, serve, f"remote port {listen_host or '*'}:{port}")
-            try:
-                yield RemoteForward(listen_host, port, None, _describe(destination))
-            finally:
-                del mux.incoming.tcp[key]
-                if mux.transport.error is None:
-                    mux.send_global_request_nowait("cancel-tcpip-forward", string(listen_host) + uint32(port))
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # the block's own error leaves as itself
-        raise unwrap_group(group) from None
+    async with open_nursery_unwrapped() as nursery:
+        mux.incoming.tcp[key] = Listening(nursery, serve, f"remote port {listen_host or '*'}:{port}")
+        try:
+            yield RemoteForward(listen_host, port, None, _describe(destination))
+        finally:
+            del mux.incoming.tcp[key]
+            if mux.transport.error is None:
+                mux.send_global_request_nowait("cancel-tcpip-forward", string(listen_host) + uint32(port))
+            nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -123,20 +120,15 @@ async def forward_remote_unix(
         raise ForwardingError(
             f"the server refused to listen on unix socket {listen_path} for us (streamlocal-forward)"
         )
-    try:
-        async with trio.open_nursery() as nursery:
-            mux.incoming.unix[listen_path] = Listening(nursery, serve, f"remote unix socket {listen_path}")
-            try:
-                yield RemoteForward(None, 0, listen_path, _describe(destination))
-            finally:
-                del mux.incoming.unix[listen_path]
-                if mux.transport.error is None:
-                    mux.send_global_request_nowait(
-                        "cancel-streamlocal-forward@openssh.com", string(listen_path)
-                    )
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise unwrap_group(group) from None
+    async with open_nursery_unwrapped() as nursery:
+        mux.incoming.unix[listen_path] = Listening(nursery, serve, f"remote unix socket {listen_path}")
+        try:
+            yield RemoteForward(None, 0, listen_path, _describe(destination))
+        finally:
+            del mux.incoming.unix[listen_path]
+            if mux.transport.error is None:
+                mux.send_global_request_nowait("cancel-streamlocal-forward@openssh.com", string(listen_path))
+            nursery.cancel_scope.cancel()
 
 
 def _describe(destination: Destination) -> str:

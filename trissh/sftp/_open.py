@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import trio
-
-from .._channels.launch import open_session, unwrap_group
+from .._channels.launch import open_nursery_unwrapped, open_session
 from .._channels.mux import ChannelMux
 from .._channels.process_io import DEVNULL, PIPE
 from ._client import SFTPClient
@@ -26,15 +24,12 @@ async def open_sftp(mux: ChannelMux, subsystem: str = "sftp") -> AsyncIterator[S
         mux, subsystem, stdout=PIPE, stderr=DEVNULL, subsystem=True, env=None, term_type=None, term_size=None
     ) as process:
         session = SFTPSession(process)
-        try:
-            async with trio.open_nursery() as nursery:
-                try:
-                    await session.start(nursery)
-                    client = SFTPClient(session, mux.transport.server_version or "")
-                    await client._setup()
-                    yield client
-                finally:
-                    session.close()
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            raise unwrap_group(group) from None
+        async with open_nursery_unwrapped() as nursery:
+            try:
+                await session.start(nursery)
+                client = SFTPClient(session, mux.transport.server_version or "")
+                await client._setup()
+                yield client
+            finally:
+                session.close()
+                nursery.cancel_scope.cancel()
